@@ -1,0 +1,251 @@
+"""Read and write OHLCV bar files: users' plain CSVs and the project's ``*_bars_macd.csv``.
+
+Reading is forgiving about form and strict about content. Column names are matched without
+regard to case (a time column called date, datetime, time or timestamp, or separate date and
+time columns; open, high, low, close, volume; anything else is ignored), times may be epoch
+seconds/milliseconds, ``yyyymmdd`` dates or date strings, with or without a UTC offset (naive
+times are taken as America/New_York). Rows are sorted and duplicate timestamps dropped
+(keeping the last, and saying how many). A bad row raises :class:`DataFileError` whose
+message names the file and the line: an unparsable time, a missing, non-numeric or
+non-positive price, high below low, a negative volume.
+
+Files are written with :func:`~quant_trading.atomic.atomic_write`, times as ISO 8601 with the
+exchange's UTC offset (``2024-03-01T09:30:00-05:00``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_write
+from .bars import EXCHANGE_TZ, MACD_COLUMNS, OHLCV
+from .timeframes import Timeframe, parse_timeframe
+
+__all__ = ["DataFileError", "read_bars", "write_bars", "bars_filename"]
+
+log = logging.getLogger(__name__)
+
+_PRICES = ["open", "high", "low", "close"]
+_TIME_NAMES = ("datetime", "timestamp", "date", "time")
+_OFFSET_AT_END = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+
+
+class DataFileError(ValueError):
+    """A bar file that cannot be used; the message names the file and, if any, the line."""
+
+
+def bars_filename(symbol: str, timeframe: Timeframe | str) -> str:
+    """The project's file name for a symbol's bars: ``AAPL_5m_bars_macd.csv``."""
+    return f"{symbol.upper()}_{parse_timeframe(timeframe).name}_bars_macd.csv"
+
+
+def read_bars(path: str | os.PathLike, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
+    """Read a bar CSV into the canonical bars frame (see :mod:`quant_trading.bars`).
+
+    ``MACD``, ``Signal`` and ``Hist`` columns are kept when the file has them. Raises
+    :class:`DataFileError` for a missing file or any bad row.
+    """
+    path = Path(path)
+    raw = _read_table(path)
+    columns = {str(name).strip().lower(): name for name in raw.columns}
+    missing = [name for name in _PRICES if name not in columns]
+    time_text = _time_column(raw, columns)
+    if time_text is None:
+        missing.insert(0, "time (date, datetime, time or timestamp)")
+    if missing and not any(re.search("[a-z]", name) for name in columns):
+        raise DataFileError(
+            f"{path}: no header row; the first line must name the columns "
+            "(time, open, high, low, close, volume)"
+        )
+    if missing:
+        found = ", ".join(str(c) for c in raw.columns)
+        raise DataFileError(f"{path}: missing column {', '.join(missing)} (found: {found})")
+
+    # Blank lines are kept by the reader so that row i is line i + 2 of the file (header = 1).
+    blank = raw.isna().all(axis=1).to_numpy()
+    lines = np.arange(len(raw)) + 2
+    if blank.any():
+        raw, time_text, lines = raw[~blank], time_text[~blank], lines[~blank]
+    if raw.empty:
+        raise DataFileError(f"{path}: no data rows")
+
+    times = _parse_times(time_text, tz)
+    bad_time = times.isna().to_numpy()
+    values = {}
+    problems: list[tuple[int, str]] = []
+    if bad_time.any():
+        i = int(np.argmax(bad_time))
+        problems.append((i, f"cannot read time {time_text.iloc[i]!r}"))
+    for name in [*_PRICES, "volume", *MACD_COLUMNS]:
+        if name not in columns:
+            continue
+        column = raw[columns[name]]
+        numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        values[name] = numbers
+        if name in MACD_COLUMNS:
+            continue  # indicators are recomputed anyway; blanks are normal during warm-up
+        bad = (
+            np.isnan(numbers) if name in _PRICES else np.isnan(numbers) & column.notna().to_numpy()
+        )
+        _first(problems, bad, lambda i, c=column, n=name: f"{n} {c.iloc[i]!r} is not a number")
+        if name in _PRICES:
+            _first(
+                problems, numbers <= 0, lambda i, n=name, v=numbers: f"{n} {v[i]:g} is not positive"
+            )
+        else:
+            _first(problems, numbers < 0, lambda i, v=numbers: f"volume {v[i]:g} is negative")
+    _first(
+        problems,
+        values["high"] < values["low"],
+        lambda i: f"high {values['high'][i]:g} is below low {values['low'][i]:g}",
+    )
+    if problems:
+        row, message = min(problems)
+        raise DataFileError(f"{path}, line {lines[row]}: {message}")
+
+    if "volume" not in values:
+        log.info("%s: no volume column; volume set to 0", path)
+        values["volume"] = np.zeros(len(raw))
+    else:
+        values["volume"] = np.nan_to_num(values["volume"])
+    frame = pd.DataFrame(
+        {name: values[name] for name in [*OHLCV, *MACD_COLUMNS] if name in values},
+        index=pd.DatetimeIndex(times, name="time"),
+    )
+    return _tidy(frame, path)
+
+
+def write_bars(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a bars frame atomically: ``time`` (ISO 8601 with UTC offset), OHLCV, then the
+    MACD columns if present. Returns the path."""
+    path = Path(path)
+    columns = [c for c in [*OHLCV, *MACD_COLUMNS] if c in frame.columns]
+    out = frame[columns].copy()
+    out.insert(0, "time", _iso_times(frame.index))
+    with atomic_write(path) as handle:
+        out.to_csv(handle, index=False, lineterminator="\n")
+    return path
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            header = handle.readline()
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(f"{path}: cannot read file ({exc})") from None
+    if not header.strip():
+        raise DataFileError(f"{path}: file is empty")
+    sep = max((",", ";", "\t"), key=header.count)
+    try:
+        return pd.read_csv(
+            path, sep=sep, encoding="utf-8-sig", skip_blank_lines=False, skipinitialspace=True
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[-1]
+        raise DataFileError(f"{path}: not a readable CSV ({detail})") from None
+
+
+def _time_column(raw: pd.DataFrame, columns: dict[str, str]) -> pd.Series | None:
+    """The time of each row as a Series (strings or numbers), or None if there is none."""
+    if "date" in columns and "time" in columns and not {"datetime", "timestamp"} & set(columns):
+        date = raw[columns["date"]].astype("string").str.strip()
+        return date + " " + raw[columns["time"]].astype("string").str.strip()
+    for name in _TIME_NAMES:
+        if name in columns:
+            return raw[columns[name]]
+    return None
+
+
+def _parse_times(text: pd.Series, tz: str) -> pd.Series:
+    """Parse a time column to tz-aware timestamps in ``tz``; unparsable entries become NaT."""
+    if pd.api.types.is_numeric_dtype(text):
+        return _parse_numeric_times(text.to_numpy(np.float64), tz)
+    strings = text.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
+    sample = strings.dropna()
+    if sample.empty:
+        return pd.Series(pd.NaT, index=text.index, dtype=f"datetime64[ns, {tz}]")
+    if sample.str.fullmatch(r"\d+(\.\d+)?").all():  # epoch numbers or yyyymmdd read as text
+        return _parse_numeric_times(pd.to_numeric(strings, errors="coerce").to_numpy(), tz)
+    aware = bool(_OFFSET_AT_END.search(sample.iloc[0]))
+    parsed = None
+    for fmt in ("ISO8601", None):
+        try:
+            attempt = pd.to_datetime(strings, utc=aware, format=fmt, errors="coerce")
+        except (ValueError, TypeError):
+            continue
+        if parsed is None or attempt.isna().sum() < parsed.isna().sum():
+            parsed = attempt
+        if not parsed.isna().any():
+            break
+    if parsed is None:
+        return pd.Series(pd.NaT, index=text.index, dtype=f"datetime64[ns, {tz}]")
+    parsed = parsed.dt.as_unit("ns")
+    if aware:
+        return parsed.dt.tz_convert(tz)
+    return _localize(parsed, tz)
+
+
+def _parse_numeric_times(numbers: np.ndarray, tz: str) -> pd.Series:
+    finite = numbers[np.isfinite(numbers)]
+    if finite.size and (finite >= 1e7).all() and (finite < 1e8).all():  # yyyymmdd dates
+        text = pd.Series(numbers).map(lambda v: f"{v:.0f}" if np.isfinite(v) else "")
+        return _localize(pd.to_datetime(text, format="%Y%m%d", errors="coerce"), tz)
+    # Epoch in seconds, milliseconds, microseconds or nanoseconds, judged by magnitude.
+    scale = 1
+    magnitude = np.nanmax(np.abs(finite)) if finite.size else 0
+    for limit, factor in ((1e11, 10**9), (1e14, 10**6), (1e17, 10**3)):
+        if magnitude < limit:
+            scale = factor
+            break
+    ns = pd.array(np.round(numbers * scale), dtype="Int64")
+    return pd.Series(pd.to_datetime(ns, unit="ns", utc=True, errors="coerce")).dt.tz_convert(tz)
+
+
+def _localize(naive: pd.Series, tz: str) -> pd.Series:
+    """Attach ``tz`` to naive wall times; DST-ambiguous or non-existent ones become NaT."""
+    try:
+        return naive.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
+    except (ValueError, TypeError):  # 'infer' needs order; fall back to flagging them
+        return naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+
+
+def _first(problems: list[tuple[int, str]], mask: np.ndarray, describe) -> None:
+    if mask.any():
+        i = int(np.argmax(mask))
+        problems.append((i, describe(i)))
+
+
+def _tidy(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Sort by time and drop duplicate timestamps (keeping the last), saying what changed."""
+    if not frame.index.is_monotonic_increasing:
+        log.warning("%s: rows were out of time order; sorted", path)
+        frame = frame.sort_index(kind="stable")
+    duplicated = frame.index.duplicated(keep="last")
+    if duplicated.any():
+        log.warning(
+            "%s: dropped %d row(s) with a duplicate timestamp (kept the last)",
+            path, int(duplicated.sum()),
+        )  # fmt: skip
+        frame = frame[~duplicated]
+    frame.attrs["duplicates_dropped"] = int(duplicated.sum())
+    return frame
+
+
+def _iso_times(index: pd.DatetimeIndex) -> np.ndarray:
+    """ISO 8601 strings with the UTC offset, vectorized (Timestamp.isoformat is per row)."""
+    local = index.tz_localize(None)
+    offsets = (local.as_unit("ns").asi8 - index.as_unit("ns").asi8) // (60 * 10**9)
+    offset_text = {
+        m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+        for m in set(offsets.tolist())
+    }
+    stamps = local.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(dtype=object)
+    return stamps + np.array([offset_text[m] for m in offsets.tolist()], dtype=object)

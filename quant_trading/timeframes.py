@@ -1,0 +1,110 @@
+"""Bar sizes: the project's short names (``5m``) and IB's bar-size strings (``5 mins``).
+
+Pure: no I/O. A :class:`Timeframe` is what every other module passes around; parse user input
+with :func:`parse_timeframe`, which accepts either spelling (and bare minutes, ``"5"``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Timeframe", "parse_timeframe", "IB_BAR_SIZES", "TimeframeError"]
+
+
+class TimeframeError(ValueError):
+    """A bar size that is neither a short name nor an IB bar-size string."""
+
+
+# (count, unit) -> unit length in seconds; months and weeks are calendar units, not seconds.
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_UNIT_IB = {"s": "sec", "m": "min", "h": "hour", "d": "day", "w": "week", "mo": "month"}
+
+#: Every bar size IB's reqHistoricalData accepts, in IB's own spelling.
+IB_BAR_SIZES = (
+    "1 secs", "5 secs", "10 secs", "15 secs", "30 secs",
+    "1 min", "2 mins", "3 mins", "5 mins", "10 mins", "15 mins", "20 mins", "30 mins",
+    "1 hour", "2 hours", "3 hours", "4 hours", "8 hours",
+    "1 day", "1 week", "1 month",
+)  # fmt: skip
+
+_ALIASES = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+    "h": "h", "hr": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d",
+    "w": "w", "wk": "w", "week": "w", "weeks": "w",
+    "mo": "mo", "mon": "mo", "month": "mo", "months": "mo",
+}  # fmt: skip
+
+_PATTERN = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeframe:
+    """A bar size: ``count`` units of ``unit`` (one of s, m, h, d, w, mo)."""
+
+    count: int
+    unit: str
+
+    @property
+    def name(self) -> str:
+        """Short name used in file and folder names: ``5m``, ``1h``, ``1d``."""
+        return f"{self.count}{self.unit}"
+
+    @property
+    def ib_bar_size(self) -> str:
+        """IB's bar-size string: ``1 min``, ``5 mins``, ``1 secs``, ``1 day``."""
+        word = _UNIT_IB[self.unit]
+        if self.unit == "s":
+            return f"{self.count} secs"  # IB writes "1 secs", plural even for one
+        return f"{self.count} {word}" + ("s" if self.count > 1 else "")
+
+    @property
+    def seconds(self) -> int | None:
+        """Length in seconds, or None for months (calendar length varies)."""
+        if self.unit == "mo":
+            return None
+        return self.count * _UNIT_SECONDS[self.unit]
+
+    @property
+    def minutes(self) -> float | None:
+        """Length in minutes, or None for months."""
+        secs = self.seconds
+        return None if secs is None else secs / 60
+
+    @property
+    def is_intraday(self) -> bool:
+        """True for bars shorter than a day (they carry a time of day, not just a date)."""
+        secs = self.seconds
+        return secs is not None and secs < 86400
+
+    @property
+    def clock_aligned(self) -> bool:
+        """True when bins can be aligned to the wall clock: the size divides an hour or a day."""
+        secs = self.seconds
+        return secs is not None and secs <= 86400 and 86400 % secs == 0
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_timeframe(value: str | int | Timeframe) -> Timeframe:
+    """Parse ``5m``, ``5 mins``, ``5min``, ``5`` (minutes), ``1 hour``, ``1d``, ``30 secs``...
+
+    Raises :class:`TimeframeError` with the accepted spellings when it cannot.
+    """
+    if isinstance(value, Timeframe):
+        return value
+    if isinstance(value, int):
+        value = str(value)
+    match = _PATTERN.match(str(value))
+    unit = (
+        _ALIASES.get(match.group(2).lower() if match and match.group(2) else "m") if match else None
+    )
+    if not match or unit is None or int(match.group(1)) <= 0:
+        raise TimeframeError(
+            f"unknown timeframe {value!r}: use e.g. 1m, 3m, 5m, 10m, 1h, 1d "
+            f"or an IB bar size such as '5 mins'"
+        )
+    return Timeframe(int(match.group(1)), unit)
