@@ -65,7 +65,7 @@ def _width(timeframe: Timeframe | str) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _aggregate_kernel(utc_ns, local_ns, width, o, h, l, c, v):  # pragma: no cover - compiled
+def _aggregate_kernel(utc_ns, local_ns, width, o, h, lo, c, v):  # pragma: no cover - compiled
     # One pass over sorted input; returns the output arrays and the smallest positive step
     # (to reject a source coarser than the target) or -1 if the input is not sorted.
     n = len(utc_ns)
@@ -86,12 +86,12 @@ def _aggregate_kernel(utc_ns, local_ns, width, o, h, l, c, v):  # pragma: no cov
             k += 1
             key = this
             labels[k] = utc_ns[i] - (local_ns[i] - this * width)
-            oo[k], hh[k], ll[k], cc[k], vv[k] = o[i], h[i], l[i], c[i], v[i]
+            oo[k], hh[k], ll[k], cc[k], vv[k] = o[i], h[i], lo[i], c[i], v[i]
         else:
             if h[i] > hh[k]:
                 hh[k] = h[i]
-            if l[i] < ll[k]:
-                ll[k] = l[i]
+            if lo[i] < ll[k]:
+                ll[k] = lo[i]
             cc[k] = c[i]
             vv[k] += v[i]
     k += 1
