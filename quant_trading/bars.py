@@ -37,10 +37,6 @@ EXCHANGE_TZ = "America/New_York"
 OHLCV = ["open", "high", "low", "close", "volume"]
 MACD_COLUMNS = ["MACD", "Signal", "Hist"]
 
-# Every timezone offset in use is a multiple of 15 minutes, so bins that divide 15 minutes
-# line up with the local clock when floored in UTC; longer ones need the local offset.
-_UTC_SAFE_NS = 15 * 60 * 10**9
-
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -64,23 +60,42 @@ def _width(timeframe: Timeframe | str) -> int:
     return tf.seconds
 
 
+def _wall_ns(index: pd.DatetimeIndex) -> np.ndarray:
+    """Local wall-clock times as nanoseconds since the epoch (as if the wall time were UTC)."""
+    return index.tz_localize(None).as_unit("ns").asi8
+
+
+def _utc_floor_is_local(index: pd.DatetimeIndex, width_ns: int) -> bool:
+    """True if flooring UTC times to ``width_ns`` also floors the local clock: the width
+    divides the UTC offset (New York's offsets are whole hours, so 1/3/5/10/15/30 minutes and
+    an hour qualify). Checking the span's two ends is enough in practice: offsets change only
+    at DST, and both sides of a change are whole hours."""
+    if len(index) == 0:
+        return True
+    ends = index[[0, -1]]
+    offsets = _wall_ns(ends) - ends.as_unit("ns").asi8
+    return all(int(offset) % width_ns == 0 for offset in offsets)
+
+
 @njit(cache=True, nogil=True)
 def _aggregate_kernel(utc_ns, local_ns, width, o, h, lo, c, v):  # pragma: no cover - compiled
-    # One pass over sorted input; returns the output arrays and the smallest positive step
-    # (to reject a source coarser than the target) or -1 if the input is not sorted.
+    # One pass over sorted input. Besides the output arrays it returns the grid the input
+    # times sit on (gcd of their times of day), to reject a source coarser than the target,
+    # or -1 if the input is not sorted.
     n = len(utc_ns)
     labels = np.empty(n, np.int64)
     oo, hh, ll, cc, vv = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    min_step = np.int64(-1)
+    grid = np.int64(0)
+    day = np.int64(86_400_000_000_000)
     k = -1
     key = np.int64(0)
     for i in range(n):
-        if i > 0:
-            step = utc_ns[i] - utc_ns[i - 1]
-            if step < 0:
-                return labels[:0], oo[:0], hh[:0], ll[:0], cc[:0], vv[:0], np.int64(-2)
-            if step > 0 and (min_step < 0 or step < min_step):
-                min_step = step
+        if i > 0 and utc_ns[i] < utc_ns[i - 1]:
+            return labels[:0], oo[:0], hh[:0], ll[:0], cc[:0], vv[:0], np.int64(-1)
+        a, b = grid, local_ns[i] % day
+        while b:
+            a, b = b, a % b
+        grid = a
         this = local_ns[i] // width
         if k < 0 or this != key:
             k += 1
@@ -95,7 +110,7 @@ def _aggregate_kernel(utc_ns, local_ns, width, o, h, lo, c, v):  # pragma: no co
             cc[k] = c[i]
             vv[k] += v[i]
     k += 1
-    return labels[:k], oo[:k], hh[:k], ll[:k], cc[:k], vv[:k], min_step
+    return labels[:k], oo[:k], hh[:k], ll[:k], cc[:k], vv[:k], grid
 
 
 def aggregate(bars: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
@@ -110,17 +125,14 @@ def aggregate(bars: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
     if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
         raise ValueError("bars need a tz-aware DatetimeIndex")
     utc_ns = index.as_unit("ns").asi8
-    if width_ns <= _UTC_SAFE_NS and _UTC_SAFE_NS % width_ns == 0:
-        local_ns = utc_ns
-    else:
-        local_ns = index.tz_localize(None).as_unit("ns").asi8
+    local_ns = utc_ns if _utc_floor_is_local(index, width_ns) else _wall_ns(index)
     columns = [np.ascontiguousarray(bars[c], dtype=np.float64) for c in OHLCV]
-    *result, min_step = _aggregate_kernel(utc_ns, local_ns, width_ns, *columns)
-    if min_step == -2:
+    *result, grid = _aggregate_kernel(utc_ns, local_ns, width_ns, *columns)
+    if grid < 0:
         raise ValueError("bars must be sorted by time before aggregation")
-    if min_step > 0 and width_ns % min_step:
+    if grid > 0 and width_ns % grid:  # e.g. 5-minute bars cannot make 3-minute bars
         raise ValueError(
-            f"cannot build {tf.name} bars from bars {min_step / 1e9:g}s apart: "
+            f"cannot build {tf.name} bars from bars on a {grid / 1e9:g}s grid: "
             "the source must be finer than the target and divide it"
         )
     labels, *values = result

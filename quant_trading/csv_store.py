@@ -83,9 +83,9 @@ def read_bars(path: str | os.PathLike, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
         i = int(np.argmax(bad_time))
         problems.append((i, f"cannot read time {time_text.iloc[i]!r}"))
     for name in [*_PRICES, "volume", *MACD_COLUMNS]:
-        if name not in columns:
+        if name.lower() not in columns:
             continue
-        column = raw[columns[name]]
+        column = raw[columns[name.lower()]]
         numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
         values[name] = numbers
         if name in MACD_COLUMNS:
@@ -93,7 +93,7 @@ def read_bars(path: str | os.PathLike, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
         bad = (
             np.isnan(numbers) if name in _PRICES else np.isnan(numbers) & column.notna().to_numpy()
         )
-        _first(problems, bad, lambda i, c=column, n=name: f"{n} {c.iloc[i]!r} is not a number")
+        _first(problems, bad, lambda i, c=column, n=name: _not_a_number(n, c.iloc[i]))
         if name in _PRICES:
             _first(
                 problems, numbers <= 0, lambda i, n=name, v=numbers: f"{n} {v[i]:g} is not positive"
@@ -215,6 +215,12 @@ def _localize(naive: pd.Series, tz: str) -> pd.Series:
         return naive.dt.tz_localize(tz, ambiguous="infer", nonexistent="NaT")
     except (ValueError, TypeError):  # 'infer' needs order; fall back to flagging them
         return naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+
+
+def _not_a_number(name: str, value) -> str:
+    if pd.isna(value) or not str(value).strip():
+        return f"{name} is missing"
+    return f"{name} {str(value).strip()!r} is not a number"
 
 
 def _first(problems: list[tuple[int, str]], mask: np.ndarray, describe) -> None:

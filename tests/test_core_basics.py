@@ -1,0 +1,102 @@
+"""Timeframe names, settings from strategy.env, and the purity of the shared core."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quant_trading.settings import load_settings, split_symbols, strategy_settings
+from quant_trading.timeframes import IB_BAR_SIZES, Timeframe, TimeframeError, parse_timeframe
+
+PACKAGE = Path(__file__).resolve().parent.parent / "quant_trading"
+PURE_MODULES = ["macd", "bars", "timeframes"]
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "ib"),
+    [
+        ("1m", "1m", "1 min"),
+        ("3m", "3m", "3 mins"),
+        ("5m", "5m", "5 mins"),
+        ("10m", "10m", "10 mins"),
+        ("1 min", "1m", "1 min"),
+        ("10 mins", "10m", "10 mins"),
+        ("5", "5m", "5 mins"),
+        ("5min", "5m", "5 mins"),
+        ("30 secs", "30s", "30 secs"),
+        ("1 secs", "1s", "1 secs"),
+        ("1 hour", "1h", "1 hour"),
+        ("2 hours", "2h", "2 hours"),
+        ("1 day", "1d", "1 day"),
+        ("1 week", "1w", "1 week"),
+        ("1 month", "1mo", "1 month"),
+    ],
+)
+def test_timeframe_names_convert_both_ways(text, name, ib):
+    tf = parse_timeframe(text)
+    assert (tf.name, tf.ib_bar_size) == (name, ib)
+    assert parse_timeframe(tf.name) == tf == parse_timeframe(tf.ib_bar_size)
+
+
+def test_every_ib_bar_size_round_trips():
+    for size in IB_BAR_SIZES:
+        assert parse_timeframe(size).ib_bar_size == size
+    assert parse_timeframe(5) == Timeframe(5, "m") and parse_timeframe("5m").seconds == 300
+    assert parse_timeframe("1 month").seconds is None and not parse_timeframe("1d").is_intraday
+
+
+@pytest.mark.parametrize("bad", ["", "m", "0m", "5 parsecs", "-5m", "five minutes"])
+def test_bad_timeframes_are_refused(bad):
+    with pytest.raises(TimeframeError, match="unknown timeframe"):
+        parse_timeframe(bad)
+
+
+def test_environment_overrides_strategy_env(tmp_path, monkeypatch):
+    env = tmp_path / "strategy.env"
+    env.write_text("ACTIVE_STRATEGY=MACD\nMACD_TIMEFRAME=5\nMACD_SYMBOLS=aapl, msft\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ACTIVE_STRATEGY", raising=False)
+    monkeypatch.delenv("MACD_SYMBOLS", raising=False)
+    monkeypatch.setenv("MACD_TIMEFRAME", "3")
+    settings = load_settings()
+    assert settings["ACTIVE_STRATEGY"] == "MACD" and settings["MACD_TIMEFRAME"] == "3"
+    macd = strategy_settings("MACD", settings)
+    assert macd["TIMEFRAME"] == "3" and split_symbols(macd["SYMBOLS"]) == ["AAPL", "MSFT"]
+
+
+def test_repo_strategy_env_names_the_default_basket():
+    settings = load_settings(PACKAGE.parent / "strategy.env")
+    assert settings["ACTIVE_STRATEGY"] == "MACD"
+    assert {"TIMEFRAME", "FAST", "SLOW", "SIGNAL", "SYMBOLS"} <= set(
+        strategy_settings("MACD", settings)
+    )
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_shared_core_is_pure(module):
+    """The core does no I/O and knows nothing of ibapi, the CLIs, the GUI or the web."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert not imported & {"ibapi", "socket", "os", "pathlib", "io", "logging", "django", "tkinter"}
+    calls = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+    assert not calls & {"open", "print", "input"}
+    code = f"import sys, quant_trading.{module}; print('ibapi' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+        == "False"
+    )
