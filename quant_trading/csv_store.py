@@ -128,6 +128,9 @@ def write_bars(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     columns = [c for c in [*OHLCV, *MACD_COLUMNS] if c in frame.columns]
     out = frame[columns].copy()
     out.insert(0, "time", _iso_times(frame.index))
+    volume = out["volume"].to_numpy()
+    if np.isfinite(volume).all() and (volume == np.round(volume)).all():
+        out["volume"] = volume.astype(np.int64)  # "1200", not "1200.0": shares are whole
     with atomic_write(path) as handle:
         out.to_csv(handle, index=False, lineterminator="\n")
     return path
