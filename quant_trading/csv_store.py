@@ -171,13 +171,18 @@ def _parse_times(text: pd.Series, tz: str) -> pd.Series:
     """Parse a time column to tz-aware timestamps in ``tz``; unparsable entries become NaT."""
     if pd.api.types.is_numeric_dtype(text):
         return _parse_numeric_times(text.to_numpy(np.float64), tz)
-    strings = text.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
+    strings = text.astype("string")
     sample = strings.dropna()
     if sample.empty:
         return pd.Series(pd.NaT, index=text.index, dtype=f"datetime64[ns, {tz}]")
-    if sample.str.fullmatch(r"\d+(\.\d+)?").all():  # epoch numbers or yyyymmdd read as text
+    first = sample.iloc[0].strip()
+    # Judged on the first value (per-row string checks would cost more than the parse); a row
+    # of another form then fails to parse and is reported by line.
+    if re.fullmatch(r"\d+(\.\d+)?", first):  # epoch numbers or yyyymmdd, with a bad row
         return _parse_numeric_times(pd.to_numeric(strings, errors="coerce").to_numpy(), tz)
-    aware = bool(_OFFSET_AT_END.search(sample.iloc[0]))
+    if re.search(r"\s\s", first) or first != sample.iloc[0]:  # IB's "20240301  09:30:00"
+        strings = strings.str.strip().str.replace(r"\s+", " ", regex=True)
+    aware = bool(_OFFSET_AT_END.search(first))
     parsed = None
     for fmt in ("ISO8601", None):
         try:

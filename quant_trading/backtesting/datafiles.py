@@ -1,0 +1,99 @@
+"""Find and load a symbol's bars for a timeframe from a data folder.
+
+Looks for, in order: ``<SYMBOL>_<tf>_bars_macd.csv`` (the downloader's files),
+``<SYMBOL>_<tf>.csv``, then the same names for finer timeframes that divide ``tf``
+(coarsest first, as the longest history usually sits there), aggregated by the shared core.
+File names match regardless of case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..bars import OHLCV, aggregate
+from ..csv_store import DataFileError, read_bars
+from ..timeframes import Timeframe, parse_timeframe
+
+__all__ = ["SymbolData", "find_bars_file", "load_symbol", "MissingDataError"]
+
+log = logging.getLogger(__name__)
+
+# Finer sizes the loader may aggregate from, in IB's bar-size ladder.
+_LADDER = ["1m", "2m", "3m", "5m", "10m", "15m", "20m", "30m", "1h"]
+
+
+class MissingDataError(DataFileError):
+    """No file for the symbol at this or any finer timeframe."""
+
+
+@dataclass(frozen=True)
+class SymbolData:
+    """A symbol's bars at the requested timeframe and where they came from."""
+
+    symbol: str
+    timeframe: str
+    bars: pd.DataFrame
+    path: Path
+    source_timeframe: str
+    sha256: str
+
+
+def _candidates(symbol: str, tf: Timeframe) -> list[tuple[str, str]]:
+    finer = [
+        name
+        for name in reversed(_LADDER)
+        if (f := parse_timeframe(name)).seconds < tf.seconds and tf.seconds % f.seconds == 0
+    ]
+    names = []
+    for name in [tf.name, *finer]:
+        names += [(f"{symbol}_{name}_bars_macd.csv", name), (f"{symbol}_{name}.csv", name)]
+    return names
+
+
+def find_bars_file(data_dir: str | Path, symbol: str, timeframe: str) -> tuple[Path, str]:
+    """The file to use for ``symbol`` at ``timeframe`` and its own timeframe name.
+
+    Raises MissingDataError naming what was looked for.
+    """
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise MissingDataError(f"{folder}: data folder not found")
+    tf = parse_timeframe(timeframe)
+    present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    for name, source_tf in _candidates(symbol.upper(), tf):
+        if name.lower() in present:
+            return present[name.lower()], source_tf
+    raise MissingDataError(
+        f"{folder}: no {tf.name} data for {symbol.upper()} "
+        f"(looked for {symbol.upper()}_{tf.name}_bars_macd.csv, {symbol.upper()}_{tf.name}.csv "
+        "or a finer file to aggregate)"
+    )
+
+
+def load_symbol(data_dir: str | Path, symbol: str, timeframe: str) -> SymbolData:
+    """Read the symbol's best file for ``timeframe`` and aggregate it if it is finer.
+
+    Indicator columns in the file are dropped: they are always recomputed.
+    """
+    path, source_tf = find_bars_file(data_dir, symbol, timeframe)
+    content = path.read_bytes()
+    bars = read_bars(path)[OHLCV]
+    if source_tf != parse_timeframe(timeframe).name:
+        log.info("%s: aggregating %s bars to %s", path.name, source_tf, timeframe)
+        try:
+            bars = aggregate(bars, timeframe)
+        except ValueError as exc:
+            raise DataFileError(f"{path}: {exc}") from None
+    return SymbolData(
+        symbol=symbol.upper(),
+        timeframe=parse_timeframe(timeframe).name,
+        bars=bars,
+        path=path,
+        source_timeframe=source_tf,
+        sha256=hashlib.sha256(content).hexdigest(),
+    )

@@ -1,0 +1,150 @@
+"""Console text for a backtest: header, trade blotter, per-symbol table, equity by month and
+portfolio totals. Every line fits in 100 columns. Returns strings; the CLI prints them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .runner import PortfolioResult, SymbolResult, period_label
+from .statistics import LABELS, Statistics
+
+__all__ = ["header", "blotter", "summary_table", "monthly_equity", "totals"]
+
+WIDTH = 100
+
+
+def _num(value: float, spec: str = ",.2f") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "n/a"
+    days, rest = divmod(int(round(seconds)), 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours:02d}:{rest // 60:02d}"
+
+
+def header(result: SymbolResult) -> str:
+    """What ran: strategy and parameters, bars, period, capital and costs."""
+    config, options = result.config, result.options
+    params = " ".join(f"{k.lower()}={v}" for k, v in config.params.items())
+    costs = options.costs
+    if costs.commission_per_share > 0:
+        fee = (
+            f"commission {costs.commission_per_share:g}/share "
+            f"(min {costs.commission_min:.2f}, max {costs.commission_max_pct:g}% of value)"
+        )
+    else:
+        fee = "no commission"
+    sizing = options.sizing
+    size = (
+        f"{sizing.fixed_shares:g} shares per entry"
+        if sizing.fixed_shares
+        else f"{sizing.allocation:.0%} of equity per entry"
+    )
+    lines = [
+        f"{config.strategy.name} backtest on {config.timeframe} bars: {params}",
+        f"Period {period_label(result)} | capital {options.capital:,.2f} per symbol | {size}",
+        f"Fills at the next bar's open | {fee}"
+        + (f" | slippage {costs.slippage:g}/share" if costs.slippage else "")
+        + (" | flat at each close" if options.flat_at_close else ""),
+    ]
+    return "\n".join(lines)
+
+
+def blotter(result: SymbolResult, last: int = 10) -> str:
+    """The symbol's most recent ``last`` trades (all if ``last`` <= 0)."""
+    trades = result.trades
+    shown = trades if last <= 0 else trades.tail(last)
+    title = (
+        f"{result.symbol} trades ({len(trades):,})"
+        if len(shown) == len(trades)
+        else f"{result.symbol} trades (last {len(shown)} of {len(trades):,})"
+    )
+    if trades.empty:
+        return f"{result.symbol}: no trades"
+    rows = [
+        title,
+        f"{'Side':<5} {'Entry time':<16} {'Entry':>9} {'Exit time':<16} {'Exit':>9} "
+        f"{'Shares':>7} {'Comm.':>6} {'P&L':>10} {'Ret %':>6} {'Bars':>4} Exit",
+    ]
+    for t in shown.itertuples(index=False):
+        rows.append(
+            f"{t.side:<5} {t.entry_time:%Y-%m-%d %H:%M} {t.entry_price:>9.2f} "
+            f"{t.exit_time:%Y-%m-%d %H:%M} {t.exit_price:>9.2f} {t.shares:>7,.0f} "
+            f"{t.commission:>6.2f} {t.pnl:>10,.2f} {t.return_pct:>6.2f} {t.bars_held:>4} "
+            f"{t.exit_reason}"
+        )
+    return "\n".join(rows)
+
+
+def summary_table(results: list[SymbolResult], portfolio: PortfolioResult | None) -> str:
+    """One row per symbol (and the portfolio): the numbers a trader compares first."""
+    head = (
+        f"{'Symbol':<9} {'Trades':>6} {'Win %':>6} {'Net profit':>13} {'Return %':>9} "
+        f"{'B&H %':>8} {'Max DD %':>8} {'Sharpe':>7} {'Expo %':>7} {'Final equity':>15}"
+    )
+    rows = [head, "-" * len(head)]
+
+    def row(name: str, s: Statistics) -> str:
+        return (
+            f"{name:<9} {s.trades:>6,} {_num(s.win_rate_pct, '.1f'):>6} "
+            f"{_num(s.net_profit):>13} {_num(s.return_pct, '+.2f'):>9} "
+            f"{_num(s.buy_hold_return_pct, '+.2f'):>8} {_num(s.max_drawdown_pct, '.2f'):>8} "
+            f"{_num(s.sharpe, '.2f'):>7} {_num(s.exposure_pct, '.1f'):>7} "
+            f"{_num(s.equity_final):>15}"
+        )
+
+    rows += [row(r.symbol, r.statistics) for r in results]
+    if portfolio is not None and len(results) > 1:
+        rows += ["-" * len(head), row("Portfolio", portfolio.statistics)]
+    return "\n".join(rows)
+
+
+def monthly_equity(equity: pd.Series, capital: float, bar_width: int = 40) -> str:
+    """Month-end equity, the month's return, drawdown from the peak so far, and a bar."""
+    if equity.empty:
+        return ""
+    local = equity.index.tz_localize(None)
+    months = equity.groupby(local.to_period("M")).last()
+    peak = np.maximum.accumulate(np.r_[capital, equity.to_numpy()])[1:]
+    drawdown = pd.Series(1 - equity.to_numpy() / peak, index=equity.index)
+    month_dd = drawdown.groupby(local.to_period("M")).max()
+    previous = np.r_[capital, months.to_numpy()[:-1]]
+    low, high = min(months.min(), capital), max(months.max(), capital)
+    span = (high - low) or 1.0
+    rows = [
+        "Portfolio equity by month" if equity.name == "portfolio" else f"{equity.name} equity",
+        f"{'Month':<8} {'Equity':>14} {'Month %':>8} {'Max DD %':>8}  "
+        f"{'(low ' + format(low, ',.0f') + ' .. high ' + format(high, ',.0f') + ')'}",
+    ]
+    for (month, value), prev, dd in zip(months.items(), previous, month_dd.to_numpy()):
+        bar = "#" * max(1, round((value - low) / span * bar_width))
+        change = (value / prev - 1) * 100
+        rows.append(f"{month!s:<8} {value:>14,.2f} {change:>+8.2f} {dd * 100:>8.2f}  {bar}")
+    return "\n".join(rows)
+
+
+def totals(portfolio: PortfolioResult, title: str = "Portfolio totals") -> str:
+    """All statistics, two per line."""
+    stats = portfolio.statistics.as_dict()
+    items = []
+    for key, label in LABELS.items():
+        value = stats[key]
+        if key.endswith("_s"):
+            text = _duration(value)
+        elif isinstance(value, str) or value is None:
+            text = "n/a" if value is None else value[:16].replace("T", " ")
+        elif isinstance(value, int | np.integer):
+            text = f"{value:,}"
+        else:
+            text = _num(float(value))
+        items.append(f"{label:<24}{text:>24}")
+    lines = [title]
+    for i in range(0, len(items), 2):
+        lines.append("  ".join(items[i : i + 2]))
+    return "\n".join(lines)

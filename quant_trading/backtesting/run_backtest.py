@@ -1,0 +1,178 @@
+"""Backtest the active strategy on stored bars:
+
+    python -m quant_trading.backtesting.run_backtest --timeframe 5m --data-dir market_data
+
+Prints a trade blotter, a per-symbol summary, the equity by month and the portfolio totals,
+and caches each symbol's result under ``backtest_results/<timeframe>/`` for the visualizer
+and the web dashboard. No TWS needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..cli import (
+    ArgumentParser,
+    fail,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    setup_logging,
+)
+from ..csv_store import DataFileError
+from ..settings import load_settings, split_symbols
+from ..strategy import StrategyError, configure
+from .cache import write_cache
+from .engine import Costs, Sizing
+from .report import blotter, header, monthly_equity, summary_table, totals
+from .runner import BacktestOptions, parse_time, run_symbols
+
+PROG = "run_backtest"
+log = logging.getLogger(__name__)
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog=PROG,
+        description="Backtest a strategy on OHLCV CSVs (fills at the next bar's open).",
+    )
+    p.add_argument(
+        "--timeframe", help="bar size: 1m, 3m, 5m or 10m (default: <STRATEGY>_TIMEFRAME)"
+    )
+    p.add_argument(
+        "--data-dir", default="market_data", help="folder with the CSVs (default: market_data)"
+    )
+    p.add_argument(
+        "--strategy",
+        help="strategy name (default: ACTIVE_STRATEGY from the environment or strategy.env)",
+    )
+    p.add_argument(
+        "--symbols", nargs="+", metavar="SYMBOL", help="symbols (default: <STRATEGY>_SYMBOLS)"
+    )
+    p.add_argument("--start", help="first day or time traded (default: two years before --end)")
+    p.add_argument("--end", help="last day or time used (default: the last bar in the data)")
+    p.add_argument(
+        "--initial-capital",
+        type=positive_float,
+        default=100_000.0,
+        help="USD per symbol (default: 100000)",
+    )
+    p.add_argument(
+        "--commission",
+        type=non_negative_float,
+        default=0.005,
+        help="USD per share, IBKR fixed: min 1.00, max 1%% of value (default: 0.005; 0 = none)",
+    )
+    p.add_argument(
+        "--slippage",
+        type=non_negative_float,
+        default=0.0,
+        help="USD per share against every fill (default: 0)",
+    )
+    sizing = p.add_mutually_exclusive_group()
+    sizing.add_argument(
+        "--allocation",
+        type=positive_float,
+        default=1.0,
+        help="fraction of current equity per entry (default: 1.0)",
+    )
+    sizing.add_argument("--size", type=positive_float, help="fixed number of shares per entry")
+    p.add_argument("--fractional", action="store_true", help="allow fractional shares")
+    p.add_argument(
+        "--flat-at-close", action="store_true", help="close positions at each session's last bar"
+    )
+    p.add_argument(
+        "--cache-dir",
+        default="backtest_results",
+        help="where to write <timeframe>/<SYMBOL>_backtest.json",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not write cache files")
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="symbols run in parallel processes (default: 1)",
+    )
+    p.add_argument(
+        "--trades",
+        type=int,
+        default=10,
+        metavar="N",
+        help="trades shown per symbol, newest last (default: 10; 0 = all)",
+    )
+    p.add_argument("--env-file", help="settings file (default: ./strategy.env, else the project's)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 data problem, 2 bad arguments)."""
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        settings = load_settings(args.env_file)
+        name = args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD"
+        symbols = split_symbols(" ".join(args.symbols)) if args.symbols else None
+        config = configure(name, settings, timeframe=args.timeframe, symbols=symbols)
+        options = BacktestOptions(
+            start=_time(args.start, "--start"),
+            end=_time(args.end, "--end", end=True),
+            capital=args.initial_capital,
+            costs=Costs(commission_per_share=args.commission, slippage=args.slippage),
+            sizing=Sizing(
+                allocation=args.allocation, fixed_shares=args.size, fractional=args.fractional
+            ),
+            flat_at_close=args.flat_at_close,
+        )
+    except (StrategyError, FileNotFoundError, ValueError) as exc:
+        return fail(PROG, str(exc), 2)
+    if options.start is not None and options.end is not None and options.start >= options.end:
+        return fail(PROG, "--start must be before --end", 2)
+
+    try:
+        run = run_symbols(config, args.data_dir, options, jobs=args.jobs)
+    except DataFileError as exc:
+        return fail(PROG, str(exc), 1)
+    for symbol, why in run.skipped.items():
+        log.warning("%s skipped: %s", symbol, why)
+
+    # Results are complete before any cache file is touched: a failed run changes nothing.
+    written = []
+    if not args.no_cache:
+        try:
+            written = [write_cache(r, args.cache_dir) for r in run.results]
+        except OSError as exc:
+            return fail(PROG, f"cannot write cache in {args.cache_dir}: {exc}", 1)
+
+    out = [header(run.results[0]), ""]
+    for result in run.results:
+        out += [blotter(result, args.trades), ""]
+    out += [summary_table(run.results, run.portfolio), ""]
+    if len(run.results) > 1:
+        out += [monthly_equity(run.portfolio.equity, run.portfolio.statistics.equity_initial), ""]
+        out += [totals(run.portfolio), ""]
+    else:
+        only = run.results[0]
+        out += [monthly_equity(only.equity, only.options.capital), ""]
+        out += [totals(run.portfolio, f"{only.symbol} totals"), ""]
+    if written:
+        out.append(f"Cache: {len(written)} file(s) in {Path(args.cache_dir) / config.timeframe}/")
+        out += [f"  {path}" for path in written]
+    print("\n".join(out).rstrip())
+    return 0
+
+
+def _time(text: str | None, flag: str, end: bool = False):
+    if text is None:
+        return None
+    try:
+        return parse_time(text, end=end)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: not a date or time (use e.g. 2025-01-31)") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Run a strategy over one symbol's bars, and add symbols up into a portfolio.
+
+This is the library behind ``run_backtest``; the web API calls it too. No printing here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..bars import EXCHANGE_TZ
+from ..strategy import StrategyConfig
+from .datafiles import SymbolData
+from .engine import Costs, Sizing, simulate
+from .statistics import Statistics, compute_statistics
+
+__all__ = ["BacktestOptions", "SymbolResult", "PortfolioResult", "backtest_symbol", "combine"]
+
+DEFAULT_YEARS = 2
+
+
+@dataclass(frozen=True)
+class BacktestOptions:
+    """Everything about a run except the strategy and the data."""
+
+    start: pd.Timestamp | None = None  # first bar traded (inclusive)
+    end: pd.Timestamp | None = None  # last bar used (exclusive bound)
+    capital: float = 100_000.0  # per symbol
+    costs: Costs = field(default_factory=Costs)
+    sizing: Sizing = field(default_factory=Sizing)
+    flat_at_close: bool = False
+
+
+@dataclass
+class SymbolResult:
+    """One symbol's backtest: the traded window's candles with indicators, equity, trades."""
+
+    symbol: str
+    config: StrategyConfig
+    options: BacktestOptions
+    data: SymbolData
+    candles: pd.DataFrame  # OHLCV + indicators, traded window only
+    equity: pd.Series
+    position: np.ndarray
+    trades: pd.DataFrame
+    statistics: Statistics
+
+
+@dataclass
+class PortfolioResult:
+    """The symbols added up: summed equity (each from its own capital) and statistics."""
+
+    symbols: list[str]
+    equity: pd.Series
+    trades: pd.DataFrame
+    statistics: Statistics
+
+
+class WindowError(ValueError):
+    """The requested period holds no bars."""
+
+
+def _window(index: pd.DatetimeIndex, options: BacktestOptions) -> tuple[int, int]:
+    """Positions [first traded bar, end) in ``index`` for the options' period."""
+    stop = len(index) if options.end is None else int(index.searchsorted(options.end, "left"))
+    if stop == 0:
+        raise WindowError("no bars before the end of the period")
+    last = index[stop - 1]
+    start_time = options.start
+    if start_time is None:
+        start_time = last - pd.DateOffset(years=DEFAULT_YEARS)
+        first = int(index.searchsorted(start_time, "right"))
+    else:
+        first = int(index.searchsorted(start_time, "left"))
+    if first >= stop:
+        raise WindowError("no bars in the period")
+    return first, stop
+
+
+def backtest_symbol(
+    config: StrategyConfig, data: SymbolData, options: BacktestOptions
+) -> SymbolResult:
+    """Backtest ``config``'s strategy on one symbol. Bars before the window warm the
+    indicators up but are not traded; bars after it are not used at all."""
+    first, stop = _window(data.bars.index, options)
+    bars = data.bars.iloc[:stop]
+    target = config.positions(bars)
+    sim = simulate(
+        bars,
+        target,
+        start=first,
+        capital=options.capital,
+        costs=options.costs,
+        sizing=options.sizing,
+        flat_at_close=options.flat_at_close,
+    )
+    candles = config.indicators(bars).iloc[first:]
+    equity = pd.Series(sim.equity, index=candles.index, name=data.symbol)
+    stats = compute_statistics(equity, sim.trades, candles["close"], options.capital, sim.position)
+    trades = sim.trades.assign(symbol=data.symbol)
+    return SymbolResult(
+        symbol=data.symbol,
+        config=config,
+        options=options,
+        data=data,
+        candles=candles,
+        equity=equity,
+        position=sim.position,
+        trades=trades,
+        statistics=stats,
+    )
+
+
+def combine(results: list[SymbolResult]) -> PortfolioResult:
+    """Add the symbols' equity curves (each symbol trades its own capital) into one."""
+    if not results:
+        raise ValueError("no results to combine")
+    capital = sum(r.options.capital for r in results)
+    frame = pd.concat({r.symbol: r.equity for r in results}, axis=1).sort_index().ffill()
+    for r in results:  # before a symbol's first bar its capital sits in cash
+        frame[r.symbol] = frame[r.symbol].fillna(r.options.capital)
+    equity = frame.sum(axis=1).rename("portfolio")
+    held = pd.concat(
+        {r.symbol: pd.Series(np.abs(r.position), index=r.equity.index) for r in results}, axis=1
+    )
+    held = held.reindex(equity.index).ffill().fillna(0).sum(axis=1).to_numpy()
+    # Buy & hold of the basket: each symbol's capital held from its first to its last bar.
+    basket = pd.concat(
+        {
+            r.symbol: r.candles["close"] / r.candles["close"].iloc[0] * r.options.capital
+            for r in results
+        },
+        axis=1,
+    ).reindex(equity.index)
+    for r in results:
+        basket[r.symbol] = basket[r.symbol].ffill().fillna(r.options.capital)
+    trades = pd.concat([r.trades for r in results], ignore_index=True)
+    trades = trades.sort_values(["exit_time", "symbol"], kind="stable", ignore_index=True)
+    stats = compute_statistics(equity, trades, basket.sum(axis=1), capital, held)
+    return PortfolioResult([r.symbol for r in results], equity, trades, stats)
+
+
+def parse_time(text: str, *, end: bool = False) -> pd.Timestamp:
+    """``2025-01-31`` or ``2025-01-31 10:00`` (New York unless an offset is given). A bare
+    date as an end includes that whole day."""
+    stamp = pd.Timestamp(text)
+    stamp = (
+        stamp.tz_localize(EXCHANGE_TZ) if stamp.tzinfo is None else stamp.tz_convert(EXCHANGE_TZ)
+    )
+    if end and stamp == stamp.normalize() and len(text.strip()) <= 10:
+        stamp += pd.Timedelta(days=1)
+    return stamp
+
+
+def period_label(result: SymbolResult) -> str:
+    """``2024-10-31 .. 2026-10-30`` for the traded window."""
+    index = result.candles.index
+    return f"{index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d}" if len(index) else "empty"
+
+
+def finite(value: float) -> float | None:
+    """None for NaN/inf (JSON null), else the value."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass
+class RunResult:
+    """A multi-symbol run: results per symbol, the portfolio, and the symbols skipped."""
+
+    results: list[SymbolResult]
+    portfolio: PortfolioResult
+    skipped: dict[str, str]  # symbol -> why (no data)
+
+
+def _run_one(config: StrategyConfig, data_dir: str, symbol: str, options: BacktestOptions):
+    # Top-level so worker processes can pickle it.
+    from .datafiles import MissingDataError, load_symbol
+
+    try:
+        data = load_symbol(data_dir, symbol, config.timeframe)
+    except MissingDataError as exc:
+        return symbol, None, str(exc)
+    try:
+        return symbol, backtest_symbol(config, data, options), None
+    except WindowError as exc:
+        return symbol, None, f"{data.path}: {exc}"
+
+
+def run_symbols(
+    config: StrategyConfig,
+    data_dir: str,
+    options: BacktestOptions,
+    jobs: int = 1,
+    progress: bool | None = None,
+) -> RunResult:
+    """Backtest every symbol of ``config`` (in ``jobs`` processes). Symbols without data are
+    skipped with the reason; a malformed file raises DataFileError; none at all raises
+    MissingDataError."""
+    from tqdm import tqdm
+
+    from .datafiles import MissingDataError
+
+    symbols = list(config.symbols)
+    # tqdm's disable=None shows the bar only on a terminal; one symbol needs no bar.
+    show = None if progress is None and len(symbols) > 1 else bool(progress)
+    bar = tqdm(
+        total=len(symbols),
+        desc="backtest",
+        unit="symbol",
+        leave=False,
+        disable=not show if show is not None else None,
+    )
+    outcomes = []
+    if jobs > 1 and len(symbols) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(symbols))) as pool:
+            futures = [pool.submit(_run_one, config, data_dir, s, options) for s in symbols]
+            for future in futures:
+                outcomes.append(future.result())
+                bar.update()
+    else:
+        for symbol in symbols:
+            outcomes.append(_run_one(config, data_dir, symbol, options))
+            bar.update()
+    bar.close()
+    results = [r for _, r, _ in outcomes if r is not None]
+    skipped = {s: why for s, r, why in outcomes if r is None}
+    if not results:
+        reasons = "; ".join(skipped.values())
+        raise MissingDataError(f"nothing to backtest: {reasons}")
+    return RunResult(results, combine(results), skipped)

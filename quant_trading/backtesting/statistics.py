@@ -1,0 +1,279 @@
+"""Performance statistics of an equity curve and its trades (pure; no I/O).
+
+Conventions (peers disagree, so they are stated here and in the README):
+
+* ratios (annualized return and volatility, Sharpe, Sortino, Calmar) use the equity curve's
+  **daily** returns (last equity of each calendar day) with **252** trading days a year and a
+  zero risk-free rate, whatever the bar size;
+* annualized return is the geometric mean daily return compounded over 252 days; CAGR is
+  the total growth over the **calendar** span (365.25-day years);
+* durations (test span, drawdowns, trades) are calendar time;
+* drawdown is measured on the mark-to-market equity at each bar's close;
+* trade returns are net of commissions, relative to the entry value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
+
+TRADING_DAYS = 252
+
+
+@dataclass
+class Statistics:
+    """Everything backtesting.py reports, plus USD drawdown with dates, net profit and the
+    long/short split. Durations are in seconds, times ISO strings, ratios plain floats (NaN
+    when undefined, e.g. no trades)."""
+
+    start: str
+    end: str
+    duration_s: float
+    exposure_pct: float
+    equity_initial: float
+    equity_final: float
+    equity_peak: float
+    net_profit: float
+    commissions: float
+    return_pct: float
+    buy_hold_return_pct: float
+    return_ann_pct: float
+    volatility_ann_pct: float
+    cagr_pct: float
+    sharpe: float
+    sortino: float
+    calmar: float
+    alpha_pct: float
+    beta: float
+    max_drawdown_pct: float
+    avg_drawdown_pct: float
+    max_drawdown_usd: float
+    max_drawdown_peak: str | None
+    max_drawdown_trough: str | None
+    max_drawdown_duration_s: float
+    avg_drawdown_duration_s: float
+    trades: int
+    long_trades: int
+    short_trades: int
+    win_rate_pct: float
+    best_trade_pct: float
+    worst_trade_pct: float
+    avg_trade_pct: float
+    max_trade_duration_s: float
+    avg_trade_duration_s: float
+    profit_factor: float
+    expectancy_pct: float
+    sqn: float
+    kelly: float
+
+    def as_dict(self) -> dict:
+        """Plain dict (JSON-ready once NaN is mapped to null)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Statistics:
+        """Inverse of :meth:`as_dict`; missing numbers become NaN (older caches)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: (math.nan if v is None else v) for k, v in data.items() if k in names}
+        for name in names - values.keys():
+            values[name] = math.nan
+        return cls(**values)
+
+
+#: Display labels, in backtesting.py's wording where it has one.
+LABELS = {
+    "start": "Start",
+    "end": "End",
+    "duration_s": "Duration",
+    "exposure_pct": "Exposure Time [%]",
+    "equity_initial": "Equity Initial [$]",
+    "equity_final": "Equity Final [$]",
+    "equity_peak": "Equity Peak [$]",
+    "net_profit": "Net Profit [$]",
+    "commissions": "Commissions [$]",
+    "return_pct": "Return [%]",
+    "buy_hold_return_pct": "Buy & Hold Return [%]",
+    "return_ann_pct": "Return (Ann.) [%]",
+    "volatility_ann_pct": "Volatility (Ann.) [%]",
+    "cagr_pct": "CAGR [%]",
+    "sharpe": "Sharpe Ratio",
+    "sortino": "Sortino Ratio",
+    "calmar": "Calmar Ratio",
+    "alpha_pct": "Alpha [%]",
+    "beta": "Beta",
+    "max_drawdown_pct": "Max. Drawdown [%]",
+    "avg_drawdown_pct": "Avg. Drawdown [%]",
+    "max_drawdown_usd": "Max. Drawdown [$]",
+    "max_drawdown_peak": "Max. Drawdown Peak",
+    "max_drawdown_trough": "Max. Drawdown Trough",
+    "max_drawdown_duration_s": "Max. Drawdown Duration",
+    "avg_drawdown_duration_s": "Avg. Drawdown Duration",
+    "trades": "# Trades",
+    "long_trades": "# Long Trades",
+    "short_trades": "# Short Trades",
+    "win_rate_pct": "Win Rate [%]",
+    "best_trade_pct": "Best Trade [%]",
+    "worst_trade_pct": "Worst Trade [%]",
+    "avg_trade_pct": "Avg. Trade [%]",
+    "max_trade_duration_s": "Max. Trade Duration",
+    "avg_trade_duration_s": "Avg. Trade Duration",
+    "profit_factor": "Profit Factor",
+    "expectancy_pct": "Expectancy [%]",
+    "sqn": "SQN",
+    "kelly": "Kelly Criterion",
+}
+
+
+def drawdown(equity: np.ndarray) -> np.ndarray:
+    """Drawdown at each point as a fraction of the running peak (0 at new highs)."""
+    peak = np.maximum.accumulate(equity)
+    return 1.0 - equity / peak
+
+
+def _drawdown_periods(times: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth and calendar length (seconds) of each drawdown: from the last peak before it to
+    the recovery (or to the end if it never recovers)."""
+    under = dd > 0
+    if not under.any():
+        return np.empty(0), np.empty(0)
+    edges = np.diff(np.r_[0, under.astype(np.int8), 0])
+    starts = np.flatnonzero(edges == 1)  # first bar under water
+    stops = np.flatnonzero(edges == -1)  # first bar recovered (or len)
+    depth = np.maximum.reduceat(dd, starts)
+    peak_at = np.maximum(starts - 1, 0)
+    end_at = np.minimum(stops, len(times) - 1)
+    lengths = (times[end_at] - times[peak_at]) / 1e9
+    return depth, lengths
+
+
+def _daily_returns(equity: pd.Series) -> pd.Series:
+    """Returns of the last equity of each calendar day (in the series' own timezone)."""
+    days = equity.index.tz_localize(None).normalize() if equity.index.tz else equity.index
+    daily = equity.groupby(days.to_numpy()).last()
+    return daily.pct_change().dropna()
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    if denominator == 0 or not np.isfinite(denominator):
+        return math.nan
+    return numerator / denominator
+
+
+def compute_statistics(
+    equity: pd.Series, trades: pd.DataFrame, close: pd.Series, capital: float, position=None
+) -> Statistics:
+    """Statistics of one equity curve (mark-to-market per bar, indexed by time) with its
+    ``trades`` (as from :func:`~quant_trading.backtesting.engine.simulate`), the traded
+    ``close`` prices over the same bars (for buy & hold, alpha and beta) and the starting
+    ``capital``. ``position`` (shares held per bar) gives the exposure."""
+    values = equity.to_numpy(np.float64)
+    times = equity.index.as_unit("ns").asi8
+    dd = drawdown(np.r_[capital, values])[1:]
+    depth, lengths = _drawdown_periods(times, dd)
+    trough = int(np.argmax(dd)) if len(dd) else 0
+    peak = int(np.argmax(values[: trough + 1])) if dd[trough] > 0 else trough
+    peak_value = max(capital, values[: trough + 1].max()) if len(values) else capital
+
+    daily = _daily_returns(pd.concat([pd.Series([capital], index=equity.index[:1]), equity]))
+    gmean = float(np.exp(np.log1p(daily).mean()) - 1) if len(daily) else 0.0
+    ann_return = (1 + gmean) ** TRADING_DAYS - 1
+    if len(daily) > 1:
+        var = daily.var(ddof=1)
+        ann_vol = math.sqrt(
+            max((var + (1 + gmean) ** 2) ** TRADING_DAYS - (1 + gmean) ** (2 * TRADING_DAYS), 0)
+        )
+        downside = math.sqrt(float((np.minimum(daily, 0) ** 2).mean()) * TRADING_DAYS)
+    else:
+        ann_vol = downside = math.nan
+    span_s = (times[-1] - times[0]) / 1e9 if len(times) else 0.0
+    years = span_s / (365.25 * 86400)
+    final = float(values[-1]) if len(values) else capital
+    cagr = (final / capital) ** (1 / years) - 1 if years > 0 and final > 0 else math.nan
+
+    prices = close.to_numpy(np.float64)
+    buy_hold = (prices[-1] / prices[0] - 1) if len(prices) else math.nan
+    market = _daily_returns(close)
+    aligned = pd.concat([daily, market], axis=1, join="inner").dropna()
+    beta = (
+        _ratio(np.cov(aligned.iloc[:, 0], aligned.iloc[:, 1])[0, 1], aligned.iloc[:, 1].var())
+        if len(aligned) > 2
+        else math.nan
+    )
+    total = final / capital - 1
+    alpha = total - beta * buy_hold if np.isfinite(beta) else math.nan
+
+    pnl = trades["pnl"].to_numpy(np.float64)
+    returns = trades["return_pct"].to_numpy(np.float64)
+    held_s = (
+        (trades["exit_time"] - trades["entry_time"]).dt.total_seconds().to_numpy()
+        if len(trades)
+        else np.empty(0)
+    )
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    win_rate = len(wins) / len(pnl) if len(pnl) else math.nan
+    avg_win = returns[returns > 0].mean() if (returns > 0).any() else math.nan
+    avg_loss = -returns[returns < 0].mean() if (returns < 0).any() else math.nan
+    kelly = (
+        win_rate - (1 - win_rate) / (avg_win / avg_loss)
+        if np.isfinite(avg_win) and np.isfinite(avg_loss)
+        else math.nan
+    )
+    exposure = (
+        float(np.count_nonzero(position)) / len(position) * 100
+        if position is not None and len(position)
+        else math.nan
+    )
+
+    def mean(a):
+        return float(a.mean()) if len(a) else math.nan
+
+    return Statistics(
+        start=equity.index[0].isoformat() if len(equity) else "",
+        end=equity.index[-1].isoformat() if len(equity) else "",
+        duration_s=span_s,
+        exposure_pct=exposure,
+        equity_initial=capital,
+        equity_final=final,
+        equity_peak=float(max(capital, values.max())) if len(values) else capital,
+        net_profit=final - capital,
+        commissions=float(trades["commission"].sum()),
+        return_pct=total * 100,
+        buy_hold_return_pct=buy_hold * 100,
+        return_ann_pct=ann_return * 100,
+        volatility_ann_pct=ann_vol * 100,
+        cagr_pct=cagr * 100,
+        sharpe=_ratio(ann_return, ann_vol),
+        sortino=_ratio(ann_return, downside),
+        calmar=_ratio(ann_return, float(dd.max()) if len(dd) else 0.0),
+        alpha_pct=alpha * 100,
+        beta=beta,
+        max_drawdown_pct=float(dd.max()) * 100 if len(dd) else 0.0,
+        avg_drawdown_pct=mean(depth) * 100 if len(depth) else 0.0,
+        max_drawdown_usd=float(peak_value - values[trough]) if len(dd) and dd[trough] > 0 else 0.0,
+        max_drawdown_peak=equity.index[peak].isoformat() if len(dd) and dd[trough] > 0 else None,
+        max_drawdown_trough=equity.index[trough].isoformat()
+        if len(dd) and dd[trough] > 0
+        else None,
+        max_drawdown_duration_s=float(lengths.max()) if len(lengths) else 0.0,
+        avg_drawdown_duration_s=mean(lengths) if len(lengths) else 0.0,
+        trades=len(trades),
+        long_trades=int((trades["side"] == "long").sum()),
+        short_trades=int((trades["side"] == "short").sum()),
+        win_rate_pct=win_rate * 100,
+        best_trade_pct=float(returns.max()) if len(returns) else math.nan,
+        worst_trade_pct=float(returns.min()) if len(returns) else math.nan,
+        avg_trade_pct=float((np.exp(np.log1p(returns / 100).mean()) - 1) * 100)
+        if len(returns)
+        else math.nan,
+        max_trade_duration_s=float(held_s.max()) if len(held_s) else math.nan,
+        avg_trade_duration_s=mean(held_s),
+        profit_factor=_ratio(wins.sum(), -losses.sum()) if len(pnl) else math.nan,
+        expectancy_pct=mean(returns),
+        sqn=_ratio(math.sqrt(len(pnl)) * pnl.mean(), pnl.std(ddof=1)) if len(pnl) > 1 else math.nan,
+        kelly=kelly,
+    )
