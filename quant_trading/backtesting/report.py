@@ -13,7 +13,8 @@ from .statistics import LABELS, Statistics
 
 __all__ = ["header", "blotter", "summary_table", "monthly_equity", "totals"]
 
-WIDTH = 100
+# Exit reasons as the blotter shows them, to stay within 100 columns.
+_SHORT_REASON = {"session close": "close", "end of data": "end"}
 
 
 def _num(value: float, spec: str = ",.2f") -> str:
@@ -69,15 +70,15 @@ def blotter(result: SymbolResult, last: int = 10) -> str:
         return f"{result.symbol}: no trades"
     rows = [
         title,
-        f"{'Side':<5} {'Entry time':<16} {'Entry':>9} {'Exit time':<16} {'Exit':>9} "
-        f"{'Shares':>7} {'Comm.':>6} {'P&L':>10} {'Ret %':>6} {'Bars':>4} Exit",
+        f"{'Side':<5} {'Entry time':<16} {'Entry':>8} {'Exit time':<16} {'Exit':>8} "
+        f"{'Shares':>6} {'Comm.':>5} {'P&L':>10} {'Ret %':>6} {'Bars':>4} Why",
     ]
     for t in shown.itertuples(index=False):
         rows.append(
-            f"{t.side:<5} {t.entry_time:%Y-%m-%d %H:%M} {t.entry_price:>9.2f} "
-            f"{t.exit_time:%Y-%m-%d %H:%M} {t.exit_price:>9.2f} {t.shares:>7,.0f} "
-            f"{t.commission:>6.2f} {t.pnl:>10,.2f} {t.return_pct:>6.2f} {t.bars_held:>4} "
-            f"{t.exit_reason}"
+            f"{t.side:<5} {t.entry_time:%Y-%m-%d %H:%M} {t.entry_price:>8.2f} "
+            f"{t.exit_time:%Y-%m-%d %H:%M} {t.exit_price:>8.2f} {t.shares:>6,.0f} "
+            f"{t.commission:>5.2f} {t.pnl:>10,.2f} {t.return_pct:>6.2f} {t.bars_held:>4} "
+            f"{_SHORT_REASON.get(t.exit_reason, t.exit_reason)}"
         )
     return "\n".join(rows)
 

@@ -1,0 +1,271 @@
+"""run_backtest as a user runs it: on the bundled sample data, its output and cache files,
+and every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quant_trading.backtesting.cache import SCHEMA, CacheError, read_cache
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = REPO_ROOT / "market_data"
+
+
+def run(*args, cwd=REPO_ROOT, env=None, timeout=120):
+    environment = {**os.environ, **(env or {})}
+    environment.pop("ACTIVE_STRATEGY", None) if "ACTIVE_STRATEGY" not in (env or {}) else None
+    return subprocess.run(
+        [sys.executable, "-m", "quant_trading.backtesting.run_backtest", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    if not (SAMPLE / "AAPL_5m.csv").exists():
+        pytest.skip("bundled sample data missing")
+    cache = tmp_path_factory.mktemp("cache")
+    result = run("--timeframe", "5m", "--data-dir", str(SAMPLE), "--cache-dir", str(cache))
+    return result, cache
+
+
+def test_readme_command_on_sample_data(sample_run):
+    result, cache = sample_run
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "MACD backtest on 5m bars: fast=12 slow=26 signal=9 mode=long_short" in out
+    for section in (
+        "AAPL trades (last 10 of",
+        "Symbol    Trades",
+        "Portfolio equity by month",
+        "Portfolio totals",
+        "Sharpe Ratio",
+        f"Cache: 3 file(s) in {cache / '5m'}/",
+    ):
+        assert section in out
+    report = out.split("\nCache:")[0]  # the cache paths below it are as long as the folder
+    assert max(len(line) for line in report.splitlines()) <= 100
+    assert result.stderr == ""
+
+
+def test_cache_files_hold_what_the_console_shows(sample_run):
+    result, cache = sample_run
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        cached = read_cache(cache / "5m" / f"{symbol}_backtest.json")
+        stats = cached.statistics
+        assert cached.symbol == symbol and cached.timeframe == "5m"
+        assert cached.strategy["params"] == {
+            "FAST": 12,
+            "SLOW": 26,
+            "SIGNAL": 9,
+            "MODE": "long_short",
+        }
+        assert cached.data["source_timeframe"] == "5m" and len(cached.data["sha256"]) == 64
+        assert list(cached.candles.columns[:8]) == [
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "MACD",
+            "Signal",
+            "Hist",
+        ]
+        assert len(cached.candles) == 38_898 and str(cached.candles.index.tz) == "America/New_York"
+        assert stats.trades == len(cached.trades) > 100
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{symbol}  "))
+        assert f"{stats.trades:,}" in line and f"{stats.net_profit:,.2f}" in line
+        assert cached.candles["equity"].iloc[-1] == pytest.approx(stats.equity_final)
+        pnl = cached.trades["pnl"].sum()
+        assert stats.equity_final == pytest.approx(100_000 + pnl)
+
+
+def test_options_change_the_run(tmp_path):
+    if not (SAMPLE / "AAPL_5m.csv").exists():
+        pytest.skip("bundled sample data missing")
+    result = run(
+        "--symbols",
+        "aapl",
+        "--timeframe",
+        "10m",
+        "--data-dir",
+        str(SAMPLE),
+        "--start",
+        "2026-01-01",
+        "--end",
+        "2026-03-31",
+        "--commission",
+        "0",
+        "--size",
+        "50",
+        "--flat-at-close",
+        "--cache-dir",
+        str(tmp_path),
+        "--trades",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr
+    cached = read_cache(tmp_path / "10m" / "AAPL_backtest.json")
+    assert cached.period["start"].startswith("2026-01-02T09:30") and cached.period[
+        "end"
+    ].startswith("2026-03-31T15:50")
+    assert cached.data["source_timeframe"] == "5m"  # 10m bars made from the 5m file
+    assert (cached.trades["shares"] == 50).all() and (cached.trades["commission"] == 0).all()
+    assert set(cached.trades["exit_reason"]) <= {"flip", "signal", "session close"}
+    assert "session close" in set(cached.trades["exit_reason"])
+    assert result.stdout.count("\nlong ") + result.stdout.count("\nshort ") == len(cached.trades)
+
+
+def test_strategy_selection_precedence(tmp_path):
+    env_file = tmp_path / "strategy.env"
+    env_file.write_text("ACTIVE_STRATEGY=NOPE\nMACD_SYMBOLS=SPY\nMACD_FAST=8\n")
+    args = ("--data-dir", str(SAMPLE), "--no-cache", "--env-file", str(env_file))
+    assert "unknown strategy 'NOPE'; registered: MACD" in run(*args).stderr
+    by_env = run(*args, env={"ACTIVE_STRATEGY": "macd", "MACD_FAST": "10"})
+    assert (
+        by_env.returncode == 0
+        and "fast=10 slow=26" in by_env.stdout
+        and "SPY trades" in by_env.stdout
+    )
+    by_flag = run(*args, "--strategy", "MACD", env={"ACTIVE_STRATEGY": "NOPE"})
+    assert by_flag.returncode == 0 and "fast=8 slow=26" in by_flag.stdout
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(SAMPLE / "AAPL_1m.csv", folder / "AAPL_1m.csv")
+    shutil.copy(SAMPLE / "AAPL_1m.csv", folder / "MSFT_1m.csv")
+    return folder
+
+
+def one_line_error(result, code):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_malformed_file_leaves_existing_cache_untouched(tmp_path, data_dir):
+    cache = tmp_path / "cache"
+    ok = run(
+        "--symbols",
+        "AAPL",
+        "MSFT",
+        "--timeframe",
+        "1m",
+        "--data-dir",
+        str(data_dir),
+        "--cache-dir",
+        str(cache),
+    )
+    assert ok.returncode == 0, ok.stderr
+    before = {p.name: p.read_bytes() for p in (cache / "1m").iterdir()}
+    lines = (data_dir / "MSFT_1m.csv").read_text().splitlines()
+    lines[500] = lines[500].replace(",", ",-", 1)  # a negative open price on line 501
+    (data_dir / "MSFT_1m.csv").write_text("\n".join(lines) + "\n")
+    bad = run(
+        "--symbols",
+        "AAPL",
+        "MSFT",
+        "--timeframe",
+        "1m",
+        "--data-dir",
+        str(data_dir),
+        "--cache-dir",
+        str(cache),
+    )
+    line = one_line_error(bad, 1)
+    assert line.startswith("run_backtest: error: ") and "MSFT_1m.csv, line 501: open -" in line
+    assert line.endswith("is not positive")
+    assert {p.name: p.read_bytes() for p in (cache / "1m").iterdir()} == before
+
+
+def test_missing_symbol_warns_and_the_rest_run(tmp_path, data_dir):
+    result = run(
+        "--symbols", "AAPL", "XYZ", "--timeframe", "1m", "--data-dir", str(data_dir), "--no-cache"
+    )
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        f"warning: XYZ skipped: {data_dir}: no 1m data for XYZ (looked for XYZ_1m_bars_macd.csv, "
+        "XYZ_1m.csv or a finer file to aggregate)"
+    )
+    assert "AAPL trades" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--symbols", "XYZ"], 1, "nothing to backtest: "),
+        (["--data-dir", "/nonexistent"], 1, "/nonexistent: data folder not found"),
+        (["--strategy", "RSI"], 2, "unknown strategy 'RSI'; registered: MACD"),
+        (["--timeframe", "7m"], 2, "--timeframe='7m': MACD runs on 1m, 3m, 5m, 10m bars"),
+        (["--timeframe", "fast"], 2, "--timeframe: unknown timeframe 'fast'"),
+        (["--commission", "-1"], 2, "argument --commission: '-1' must not be negative"),
+        (["--initial-capital", "lots"], 2, "argument --initial-capital: 'lots' is not a number"),
+        (["--jobs", "0"], 2, "argument --jobs: '0' must be at least 1"),
+        (["--start", "someday"], 2, "--start 'someday': not a date or time"),
+        (["--start", "2026-02-01", "--end", "2026-01-01"], 2, "--start must be before --end"),
+        (["--start", "2030-01-01"], 1, "no bars in the period"),
+        (["--size", "10", "--allocation", "0.5"], 2, "not allowed with argument"),
+        (["--bogus"], 2, "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(data_dir, args, code, message):
+    base = ["--data-dir", str(data_dir), "--timeframe", "1m", "--no-cache"]
+    line = one_line_error(run(*base, *args), code)
+    assert line.startswith("run_backtest: error: ") and message in line, line
+
+
+def test_parallel_jobs_give_the_same_results(tmp_path, data_dir):
+    serial = run(
+        "--symbols",
+        "AAPL",
+        "MSFT",
+        "--timeframe",
+        "1m",
+        "--data-dir",
+        str(data_dir),
+        "--cache-dir",
+        str(tmp_path / "a"),
+    )
+    parallel = run(
+        "--symbols",
+        "AAPL",
+        "MSFT",
+        "--timeframe",
+        "1m",
+        "--data-dir",
+        str(data_dir),
+        "--cache-dir",
+        str(tmp_path / "b"),
+        "--jobs",
+        "2",
+    )
+    assert serial.returncode == parallel.returncode == 0, parallel.stderr
+    strip = lambda out: [x for x in out.splitlines() if not x.startswith(("Cache:", "  "))]  # noqa: E731
+    assert strip(serial.stdout) == strip(parallel.stdout)
+    a = read_cache(tmp_path / "a" / "1m" / "MSFT_backtest.json")
+    b = read_cache(tmp_path / "b" / "1m" / "MSFT_backtest.json")
+    np.testing.assert_array_equal(a.candles["equity"], b.candles["equity"])
+
+
+def test_read_cache_rejects_foreign_files(tmp_path):
+    (tmp_path / "x.json").write_text('{"schema": "other/9"}')
+    with pytest.raises(CacheError, match=f"not a backtest cache of schema {SCHEMA}"):
+        read_cache(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text("{not json")
+    with pytest.raises(CacheError, match="not valid JSON"):
+        read_cache(tmp_path / "y.json")

@@ -1,0 +1,84 @@
+"""The strategy registry, settings resolution and the MACD crossover rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quant_trading.macd import macd
+from quant_trading.strategy import StrategyError, configure, get_strategy, registered_strategies
+from strategies.macd import crosses, positions, positions_from_crosses
+
+NAN = np.nan
+
+
+def test_cross_definition_skips_zeros_and_warm_up():
+    hist = np.array([NAN, NAN, 1, 2, 0, -1, -2, 0, 0, 3, 1, -1])
+    # Hist > 0 at bar 2 is not a cross: nothing non-zero came before it.
+    assert list(crosses(hist)) == [0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0, -1]
+    held = positions_from_crosses(crosses(hist), "long_short")
+    assert list(held) == [0, 0, 0, 0, 0, -1, -1, -1, -1, 1, 1, -1]
+    assert list(positions_from_crosses(crosses(hist), "long_only")) == [0] * 9 + [1, 1, 0]
+    assert list(positions_from_crosses(crosses(hist), "short_only")) == [0] * 5 + [-1] * 4 + [
+        0,
+        0,
+        -1,
+    ]
+
+
+def test_positions_follow_macd_crosses_on_prices():
+    close = 100 + np.cumsum(np.random.default_rng(3).normal(0, 1, 500))
+    frame = pd.DataFrame({"close": close})
+    params = {"FAST": 12, "SLOW": 26, "SIGNAL": 9, "MODE": "long_short"}
+    held = positions(frame, params)
+    hist = macd(close).hist
+    changes = np.flatnonzero(np.diff(held.astype(int))) + 1
+    assert len(changes) > 5
+    for i in changes:  # every change of position is a sign change of Hist at that bar
+        assert np.sign(hist[i]) == held[i] and held[i] != 0
+    assert (held[:34] == 0).all()
+
+
+def test_registry_and_unknown_names():
+    assert "MACD" in registered_strategies()
+    assert get_strategy("macd").name == "MACD"
+    with pytest.raises(StrategyError, match=r"unknown strategy 'RSI'; registered: MACD"):
+        get_strategy("RSI")
+
+
+def test_settings_resolve_with_prefix_and_flags_win():
+    settings = {
+        "MACD_FAST": "5",
+        "MACD_SLOW": "35",
+        "MACD_SIGNAL": "5",
+        "MACD_MODE": "Long_Only",
+        "MACD_TIMEFRAME": "3",
+        "MACD_SYMBOLS": "spy, qqq",
+    }
+    config = configure("MACD", settings)
+    assert config.params == {"FAST": 5, "SLOW": 35, "SIGNAL": 5, "MODE": "long_only"}
+    assert (config.timeframe, config.symbols) == ("3m", ("SPY", "QQQ"))
+    flagged = configure("MACD", settings, timeframe="10m", symbols=["aapl"])
+    assert (flagged.timeframe, flagged.symbols) == ("10m", ("AAPL",))
+    assert configure("MACD", {}).symbols == ("AAPL", "MSFT", "SPY")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"MACD_FAST": "abc"}, "MACD_FAST='abc' is not an integer"),
+        ({"MACD_FAST": "-3"}, "MACD_FAST='-3' must be positive"),
+        ({"MACD_FAST": "30"}, "fast period (30) must be shorter than slow period (26)"),
+        (
+            {"MACD_MODE": "both"},
+            "MACD_MODE='both': choose one of long_short, long_only, short_only",
+        ),
+        ({"MACD_TIMEFRAME": "7"}, "MACD_TIMEFRAME='7': MACD runs on 1m, 3m, 5m, 10m bars"),
+        ({"MACD_TIMEFRAME": "soon"}, "MACD_TIMEFRAME: unknown timeframe 'soon'"),
+    ],
+)
+def test_bad_settings_name_the_setting(settings, message):
+    with pytest.raises(StrategyError) as error:
+        configure("MACD", settings)
+    assert message in str(error.value)
