@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from quant_trading.bars import with_macd
 from quant_trading.macd import check_periods, macd
@@ -21,39 +22,54 @@ from quant_trading.strategy import Parameter, Strategy
 MODES = ("long_short", "long_only", "short_only")
 
 
+_MODE_CODES = {mode: i for i, mode in enumerate(MODES)}
+
+
+@njit(cache=True, nogil=True)
+def _cross_kernel(hist, mode, cross, held):  # pragma: no cover - compiled
+    # One pass: the sign of the last non-zero Hist (zeros and warm-up NaNs do not end a
+    # trend), a cross where the sign flips, and the side held since the latest cross.
+    last = 0
+    side = 0
+    for i in range(len(hist)):
+        h = hist[i]
+        sign = 1 if h > 0 else (-1 if h < 0 else 0)  # NaN compares false: no sign
+        c = 0
+        if sign != 0:
+            if last == -sign:
+                c = sign
+                side = sign
+            last = sign
+        cross[i] = c
+        if mode == 1:
+            held[i] = side if side > 0 else 0
+        elif mode == 2:
+            held[i] = side if side < 0 else 0
+        else:
+            held[i] = side
+
+
 def crosses(hist: np.ndarray) -> np.ndarray:
     """+1 where Hist crosses above zero, -1 where it crosses below, else 0 (int8)."""
-    sign = np.sign(np.nan_to_num(hist, nan=0.0)).astype(np.int8)
-    # The last non-zero sign before each bar: zeros (and warm-up NaNs) do not end a trend.
-    nonzero = np.flatnonzero(sign)
-    last = np.zeros(len(sign), dtype=np.int8)
-    if nonzero.size:
-        carried = np.maximum.accumulate(np.where(sign != 0, np.arange(len(sign)), -1))
-        last = np.where(carried >= 0, sign[np.maximum(carried, 0)], 0).astype(np.int8)
-    before = np.r_[np.int8(0), last[:-1]]
-    return np.where((sign != 0) & (before == -sign), sign, 0).astype(np.int8)
+    return signals(hist)[0]
 
 
 def positions(bars: pd.DataFrame, params: Mapping[str, Any]) -> np.ndarray:
-    """Target position per bar (+1/0/-1, int8) from MACD crosses on ``bars['close']``."""
-    hist = macd(
-        bars["close"].to_numpy(np.float64), params["FAST"], params["SLOW"], params["SIGNAL"]
-    ).hist
-    return positions_from_crosses(crosses(hist), params["MODE"])
+    """Target position per bar (+1/0/-1, int8) from MACD crosses on ``bars['close']``:
+    the side of the latest cross (0 before the first), limited by ``MODE``."""
+    close = bars["close"].to_numpy(np.float64)
+    hist = macd(close, params["FAST"], params["SLOW"], params["SIGNAL"]).hist
+    return signals(hist, params["MODE"])[1]
 
 
-def positions_from_crosses(cross: np.ndarray, mode: str) -> np.ndarray:
-    """Hold the side of the latest cross (0 before the first); apply the long/short mode."""
-    at = np.flatnonzero(cross)
-    held = np.zeros(len(cross), dtype=np.int8)
-    if at.size:
-        latest = np.maximum.accumulate(np.where(cross != 0, np.arange(len(cross)), -1))
-        held = np.where(latest >= 0, cross[np.maximum(latest, 0)], 0).astype(np.int8)
-    if mode == "long_only":
-        return np.maximum(held, 0)
-    if mode == "short_only":
-        return np.minimum(held, 0)
-    return held
+def signals(hist: np.ndarray, mode: str = "long_short") -> tuple[np.ndarray, np.ndarray]:
+    """(cross, held) per bar from a MACD histogram: crosses as :func:`crosses`, and the
+    position held since the latest cross under ``mode`` (both int8)."""
+    values = np.ascontiguousarray(hist, dtype=np.float64)
+    cross = np.empty(len(values), np.int8)
+    held = np.empty(len(values), np.int8)
+    _cross_kernel(values, _MODE_CODES[mode], cross, held)
+    return cross, held
 
 
 def indicators(bars: pd.DataFrame, params: Mapping[str, Any]) -> pd.DataFrame:

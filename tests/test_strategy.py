@@ -8,7 +8,7 @@ import pytest
 
 from quant_trading.macd import macd
 from quant_trading.strategy import StrategyError, configure, get_strategy, registered_strategies
-from strategies.macd import crosses, positions, positions_from_crosses
+from strategies.macd import crosses, positions, signals
 
 NAN = np.nan
 
@@ -17,14 +17,9 @@ def test_cross_definition_skips_zeros_and_warm_up():
     hist = np.array([NAN, NAN, 1, 2, 0, -1, -2, 0, 0, 3, 1, -1])
     # Hist > 0 at bar 2 is not a cross: nothing non-zero came before it.
     assert list(crosses(hist)) == [0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0, -1]
-    held = positions_from_crosses(crosses(hist), "long_short")
-    assert list(held) == [0, 0, 0, 0, 0, -1, -1, -1, -1, 1, 1, -1]
-    assert list(positions_from_crosses(crosses(hist), "long_only")) == [0] * 9 + [1, 1, 0]
-    assert list(positions_from_crosses(crosses(hist), "short_only")) == [0] * 5 + [-1] * 4 + [
-        0,
-        0,
-        -1,
-    ]
+    assert list(signals(hist, "long_short")[1]) == [0, 0, 0, 0, 0, -1, -1, -1, -1, 1, 1, -1]
+    assert list(signals(hist, "long_only")[1]) == [0] * 9 + [1, 1, 0]
+    assert list(signals(hist, "short_only")[1]) == [0] * 5 + [-1] * 4 + [0, 0, -1]
 
 
 def test_positions_follow_macd_crosses_on_prices():

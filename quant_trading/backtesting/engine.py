@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -59,12 +60,41 @@ class Sizing:
 
 @dataclass
 class SimResult:
-    """What :func:`simulate` returns. Arrays cover the bars from ``start`` on."""
+    """What :func:`simulate` returns. Per-bar arrays cover the bars from ``start`` on; the
+    trades are kept as arrays and turned into a frame only when asked for."""
 
     equity: np.ndarray  # mark-to-market at each bar's close
     position: np.ndarray  # signed shares held at each bar's close
-    trades: pd.DataFrame  # one row per round trip (see simulate)
     start: int
+    index: pd.DatetimeIndex  # all bars' times (trade bars index into it)
+    records: dict[str, np.ndarray]  # side, entry/exit bar and price, shares, commission, reason
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per round trip: side, entry_time, entry_price, exit_time, exit_price,
+        shares, commission, pnl, return_pct, bars_held, exit_reason, entry_bar, exit_bar."""
+        r = self.records
+        side, shares, fee = r["side"], r["shares"], r["commission"]
+        entry_price, exit_price = r["entry_price"], r["exit_price"]
+        pnl = side * (exit_price - entry_price) * shares - fee
+        return pd.DataFrame(
+            {
+                # Categoricals from codes: string columns would cost more than the whole loop.
+                "side": pd.Categorical.from_codes((side > 0).astype(np.int8), ["short", "long"]),
+                "entry_time": self.index[r["entry_bar"]],
+                "entry_price": entry_price,
+                "exit_time": self.index[r["exit_bar"]],
+                "exit_price": exit_price,
+                "shares": shares,
+                "commission": fee,
+                "pnl": pnl,
+                "return_pct": pnl / (entry_price * shares) * 100 if len(pnl) else pnl,
+                "bars_held": r["exit_bar"] - r["entry_bar"],
+                "exit_reason": pd.Categorical.from_codes(r["reason"], EXIT_REASONS),
+                "entry_bar": r["entry_bar"],
+                "exit_bar": r["exit_bar"],
+            }
+        )
 
 
 @njit(cache=True, nogil=True)
@@ -80,32 +110,38 @@ def _commission(shares, price, per_share, minimum, max_fraction):  # pragma: no 
     return fee
 
 
+# Columns of the kernel's trade table (one float row per round trip).
+_TRADE_FIELDS = ("side", "entry_bar", "exit_bar", "entry_price", "exit_price", "shares",
+                 "commission", "reason")  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _record_exit(table, row, side, entry_bar, entry_price, shares, entry_fee, bar, price, fee,
+                 reason):  # fmt: skip  # pragma: no cover - compiled
+    table[row, 0] = side
+    table[row, 1] = entry_bar
+    table[row, 2] = bar
+    table[row, 3] = entry_price
+    table[row, 4] = price
+    table[row, 5] = shares
+    table[row, 6] = entry_fee + fee
+    table[row, 7] = reason
+
+
 @njit(cache=True, nogil=True)
 def _simulate_kernel(  # pragma: no cover - compiled
     open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
     slippage, allocation, fixed_shares, fractional, flat_at_close,
 ):  # fmt: skip
     n = len(close)
-    m = n - start
-    equity = np.empty(m)
-    held = np.empty(m)
-    cap = m + 1
-    t_side = np.empty(cap, np.int8)
-    t_entry_bar = np.empty(cap, np.int64)
-    t_exit_bar = np.empty(cap, np.int64)
-    t_entry_price = np.empty(cap)
-    t_exit_price = np.empty(cap)
-    t_shares = np.empty(cap)
-    t_commission = np.empty(cap)
-    t_reason = np.empty(cap, np.int8)
+    equity = np.empty(n - start)
+    held = np.empty(n - start)
+    table = np.empty((n - start + 1, 8))
     count = 0
-
     cash = capital
     side = 0
-    shares = 0.0
-    entry_price = 0.0
+    shares = entry_price = entry_fee = 0.0
     entry_bar = 0
-    entry_fee = 0.0
     active = False  # becomes True at the first change of target inside the window
     for i in range(start, n):
         if i > start:
@@ -115,71 +151,36 @@ def _simulate_kernel(  # pragma: no cover - compiled
             wanted = target[j] if active else 0
             if wanted != side:
                 if side != 0:  # close at this open
-                    price = open_[i] - slippage * side
-                    fee = _commission(shares, price, per_share, minimum, max_fraction)
-                    cash += side * shares * price - fee
-                    t_side[count] = side
-                    t_entry_bar[count] = entry_bar
-                    t_exit_bar[count] = i
-                    t_entry_price[count] = entry_price
-                    t_exit_price[count] = price
-                    t_shares[count] = shares
-                    t_commission[count] = entry_fee + fee
-                    t_reason[count] = 1 if wanted == -side else 0
+                    exit_price = open_[i] - slippage * side
+                    reason = _FLIP if wanted == -side else _SIGNAL
+                    fee = _commission(shares, exit_price, per_share, minimum, max_fraction)
+                    cash += side * shares * exit_price - fee
+                    _record_exit(table, count, side, entry_bar, entry_price, shares, entry_fee,
+                                 i, exit_price, fee, reason)  # fmt: skip
                     count += 1
                     side = 0
-                    shares = 0.0
                 if wanted != 0:  # open at this open, sized from equity now (all cash)
                     price = open_[i] + slippage * wanted
                     size = fixed_shares if fixed_shares > 0.0 else allocation * cash / price
                     if not fractional:
                         size = math.floor(size + 1e-9)
                     if size > 0.0:
-                        fee = _commission(size, price, per_share, minimum, max_fraction)
-                        cash -= wanted * size * price + fee
-                        side = wanted
-                        shares = size
-                        entry_price = price
-                        entry_bar = i
-                        entry_fee = fee
-        if flat_at_close and side != 0 and session_last[i]:
-            price = close[i] - slippage * side
+                        entry_fee = _commission(size, price, per_share, minimum, max_fraction)
+                        cash -= wanted * size * price + entry_fee
+                        side, shares, entry_price, entry_bar = wanted, size, price, i
+        last = i == n - 1
+        if side != 0 and (last or (flat_at_close and session_last[i])):
+            price = close[i] - slippage * side  # session close, or still open at the end
             fee = _commission(shares, price, per_share, minimum, max_fraction)
             cash += side * shares * price - fee
-            t_side[count] = side
-            t_entry_bar[count] = entry_bar
-            t_exit_bar[count] = i
-            t_entry_price[count] = entry_price
-            t_exit_price[count] = price
-            t_shares[count] = shares
-            t_commission[count] = entry_fee + fee
-            t_reason[count] = 2
+            _record_exit(table, count, side, entry_bar, entry_price, shares, entry_fee, i,
+                         price, fee, _END if last and not (flat_at_close and session_last[i])
+                         else _SESSION)  # fmt: skip
             count += 1
             side = 0
-            shares = 0.0
         equity[i - start] = cash + side * shares * close[i]
         held[i - start] = side * shares
-    if side != 0:  # still open at the end: close at the last close
-        i = n - 1
-        price = close[i] - slippage * side
-        fee = _commission(shares, price, per_share, minimum, max_fraction)
-        cash += side * shares * price - fee
-        t_side[count] = side
-        t_entry_bar[count] = entry_bar
-        t_exit_bar[count] = i
-        t_entry_price[count] = entry_price
-        t_exit_price[count] = price
-        t_shares[count] = shares
-        t_commission[count] = entry_fee + fee
-        t_reason[count] = 3
-        count += 1
-        equity[m - 1] = cash
-        held[m - 1] = 0.0
-    return (
-        equity, held, t_side[:count], t_entry_bar[:count], t_exit_bar[:count],
-        t_entry_price[:count], t_exit_price[:count], t_shares[:count],
-        t_commission[:count], t_reason[:count],
-    )  # fmt: skip
+    return equity, held, table[:count]
 
 
 def session_last_bars(index: pd.DatetimeIndex) -> np.ndarray:
@@ -224,24 +225,10 @@ def simulate(
         bool(sizing.fractional),
         bool(flat_at_close),
     )
-    equity, held, side, entry_bar, exit_bar, entry_price, exit_price, shares, fee, reason = out
-    index = bars.index
-    pnl = side * (exit_price - entry_price) * shares - fee
-    trades = pd.DataFrame(
-        {
-            "side": np.where(side > 0, "long", "short"),
-            "entry_time": index[entry_bar],
-            "entry_price": entry_price,
-            "exit_time": index[exit_bar],
-            "exit_price": exit_price,
-            "shares": shares,
-            "commission": fee,
-            "pnl": pnl,
-            "return_pct": pnl / (entry_price * shares) * 100 if len(pnl) else pnl,
-            "bars_held": exit_bar - entry_bar,
-            "exit_reason": np.asarray(EXIT_REASONS, dtype=object)[reason],
-            "entry_bar": entry_bar,
-            "exit_bar": exit_bar,
-        }
-    )
-    return SimResult(equity=equity, position=held, trades=trades, start=start)
+    equity, held, table = out
+    records = {name: table[:, k] for k, name in enumerate(_TRADE_FIELDS)}
+    for name in ("side", "reason"):
+        records[name] = records[name].astype(np.int8)
+    for name in ("entry_bar", "exit_bar"):
+        records[name] = records[name].astype(np.int64)
+    return SimResult(equity, held, start, bars.index, records)
