@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +14,7 @@ from quant_trading.strategy import StrategyError, configure, get_strategy, regis
 from strategies.macd import crosses, positions, signals
 
 NAN = np.nan
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_cross_definition_skips_zeros_and_warm_up():
@@ -77,3 +81,23 @@ def test_bad_settings_name_the_setting(settings, message):
     with pytest.raises(StrategyError) as error:
         configure("MACD", settings)
     assert message in str(error.value)
+
+
+def test_readme_example_strategy_is_one_new_file(tmp_path, monkeypatch):
+    """The README's "Adding a strategy" example, as written, registers and backtests."""
+    import strategies
+    from quant_trading.backtesting.datafiles import load_symbol
+    from quant_trading.backtesting.runner import BacktestOptions, backtest_symbol
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    code = re.search(r"`strategies/breakout.py`:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "breakout.py").write_text(code)
+    monkeypatch.setattr(strategies, "__path__", [*strategies.__path__, str(tmp_path)])
+    assert set(registered_strategies()) == {"MACD", "BREAKOUT"}
+    config = configure("breakout", {"BREAKOUT_N": "30", "BREAKOUT_SYMBOLS": "SPY"})
+    assert config.params == {"N": 30} and config.symbols == ("SPY",)
+    data = load_symbol(REPO_ROOT / "market_data", "SPY", "5m")
+    result = backtest_symbol(
+        config, data, BacktestOptions(start=pd.Timestamp("2026-09-01", tz="America/New_York"))
+    )
+    assert result.statistics.trades > 5
