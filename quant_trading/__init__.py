@@ -6,3 +6,14 @@ Files: :mod:`quant_trading.csv_store`. Settings: :mod:`quant_trading.settings`.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["IBKRConnection", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported on first use so the pure core never pulls in ibapi.
+    if name == "IBKRConnection":
+        from .core.ibkr_connection import IBKRConnection
+
+        return IBKRConnection
+    raise AttributeError(f"module 'quant_trading' has no attribute {name!r}")

@@ -36,6 +36,16 @@ def fail(prog: str, message: str, code: int = 1) -> int:
     return code
 
 
+def connection_failed(prog: str, message: str, unreachable: bool, checklist) -> int:
+    """Report a failed TWS connection: one error line, plus the troubleshooting checklist
+    when TWS could not be reached at all. Returns exit code 1."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    if unreachable:
+        steps = "\n".join(f"  {n}. {step}" for n, step in enumerate(checklist, 1))
+        print(f"Check that:\n{steps}", file=sys.stderr)
+    return 1
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number > 0."""
     value = _number(text)

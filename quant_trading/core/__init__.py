@@ -1,0 +1,1 @@
+"""Live connection to TWS and the account: ``ibkr_connection``, ``portfolio_tracker``."""

@@ -1,0 +1,1 @@
+"""Live market data: the tracker and the live bar builder it feeds."""
