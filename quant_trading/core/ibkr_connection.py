@@ -363,6 +363,8 @@ class IBKRConnection(EWrapper, EClient):
     ) -> list[Any]:
         """Send a request with a fresh id and wait until its end callback; return the items
         its data callbacks collected. Raises RequestError or RequestTimeout."""
+        if not self.isConnected():  # ibapi would report 504 with no request id: fail now
+            raise RequestError(-1, NOT_CONNECTED, "not connected to TWS")
         pending = self.start_request(req_id)
         send(pending.req_id)
         return self.wait(pending, timeout)
@@ -403,6 +405,21 @@ class IBKRConnection(EWrapper, EClient):
         """``reqContractDetails`` and wait: the ContractDetails records."""
         return self.request(lambda rid: self.reqContractDetails(rid, contract), timeout)
 
+    def head_timestamp(
+        self, contract, what_to_show: str = "TRADES", use_rth: bool = True, timeout=None
+    ) -> pd.Timestamp:
+        """``reqHeadTimeStamp``: when the earliest available data starts (New York time)."""
+        pending = self.start_request()
+        self.reqHeadTimeStamp(pending.req_id, contract, what_to_show, int(use_rth), 2)
+        try:
+            (text,) = self.wait(pending, timeout)
+        finally:
+            self.cancelHeadTimeStamp(pending.req_id)
+        text = str(text).strip()
+        if text.isdigit() and len(text) != 8:
+            return pd.Timestamp(int(text), unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
+        return pd.Timestamp(text.replace("  ", " ")).tz_localize(EXCHANGE_TZ)
+
     def historical_bars(
         self,
         contract,
@@ -442,6 +459,10 @@ class IBKRConnection(EWrapper, EClient):
             threading.Thread(
                 target=self._reconnect_loop, daemon=True, name="ibkr-reconnect"
             ).start()
+
+    def headTimestamp(self, reqId: int, headTimestamp: str) -> None:  # noqa: N802, N803
+        self._collect(reqId, headTimestamp)
+        self._finish(reqId)
 
     def historicalData(self, reqId: int, bar) -> None:  # noqa: N802, N803
         self._collect(reqId, bar)

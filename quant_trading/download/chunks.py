@@ -1,0 +1,197 @@
+"""Planning a long historical download as the fewest requests IB allows.
+
+Pure (no I/O, no ibapi). IB serves at most a certain duration per request for each bar size
+(its "step size" table: 1 D of 1-minute bars, 1 W of 3- to 20-minute bars, ...). A range is
+cut into chunks of that duration, walked backwards from the end. Days without a session
+(weekends, holidays, from the NYSE calendar) get no request. Chunks measured in days end
+one second before local midnight, so "1 D" means that whole day whether TWS counts days as
+trading days or as 24 hours.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from functools import cache
+
+import pandas as pd
+
+from ..bars import EXCHANGE_TZ
+from ..timeframes import IB_BAR_SIZES, parse_timeframe
+
+__all__ = [
+    "Chunk",
+    "DurationError",
+    "MAX_DURATION",
+    "parse_duration",
+    "range_start",
+    "parse_end",
+    "plan_chunks",
+    "ib_time",
+]
+
+#: The longest duration IB serves per request, by bar size (IB's historical-data limits).
+MAX_DURATION: dict[str, tuple[int, str]] = {
+    "1 secs": (1800, "S"), "5 secs": (3600, "S"), "10 secs": (14400, "S"),
+    "15 secs": (14400, "S"), "30 secs": (28800, "S"),
+    "1 min": (1, "D"), "2 mins": (2, "D"),
+    "3 mins": (1, "W"), "5 mins": (1, "W"), "10 mins": (1, "W"), "15 mins": (1, "W"),
+    "20 mins": (1, "W"),
+    "30 mins": (1, "M"), "1 hour": (1, "M"), "2 hours": (1, "M"), "3 hours": (1, "M"),
+    "4 hours": (1, "M"), "8 hours": (1, "M"),
+    "1 day": (1, "Y"), "1 week": (1, "Y"), "1 month": (1, "Y"),
+}  # fmt: skip
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([SDWMY])\s*$", re.IGNORECASE)
+_EXTENDED = (pd.Timedelta(hours=4), pd.Timedelta(hours=20))  # IB's pre/after-hours window
+
+
+class DurationError(ValueError):
+    """A duration, bar size or end time IB would not accept; the message says which."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One request: it ends at ``end`` and reaches back ``duration`` (IB's spelling)."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    duration: str
+
+    @property
+    def end_text(self) -> str:
+        """``endDateTime`` as IB wants it with an explicit zone: ``yyyymmdd-hh:mm:ss`` UTC."""
+        return ib_time(self.end)
+
+
+def ib_time(stamp: pd.Timestamp) -> str:
+    """``yyyymmdd-hh:mm:ss`` in UTC, the unambiguous ``endDateTime`` form."""
+    return stamp.tz_convert("UTC").strftime("%Y%m%d-%H:%M:%S")
+
+
+def parse_duration(text: str) -> tuple[int, str]:
+    """``"6 M"`` -> ``(6, "M")``; units S, D, W, M, Y (IB's)."""
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) <= 0:
+        raise DurationError(
+            f"--duration {text!r}: use '<number> <unit>' with unit S, D, W, M or Y, e.g. '6 M'"
+        )
+    return int(match.group(1)), match.group(2).upper()
+
+
+def range_start(end: pd.Timestamp, count: int, unit: str) -> pd.Timestamp:
+    """The start of ``count`` ``unit`` back from ``end`` (calendar arithmetic)."""
+    if unit == "S":
+        return end - pd.Timedelta(seconds=count)
+    if unit == "D":
+        return end - pd.Timedelta(days=count)
+    if unit == "W":
+        return end - pd.Timedelta(weeks=count)
+    if unit == "M":
+        return end - pd.DateOffset(months=count)
+    return end - pd.DateOffset(years=count)
+
+
+def parse_end(text: str | None, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """``--end-datetime``: empty for now; ``yyyymmdd hh:mm:ss`` with an optional time zone
+    name (``US/Eastern``, ``UTC``; none means New York); ``yyyymmdd-hh:mm:ss`` (UTC); ISO
+    8601; or a date (its end: the whole day is included)."""
+    if not text or not text.strip():
+        return (now or pd.Timestamp.now(tz="UTC")).tz_convert(EXCHANGE_TZ)
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{8}-\d{2}:\d{2}:\d{2}", value):
+            return pd.Timestamp(value.replace("-", " "), tz="UTC").tz_convert(EXCHANGE_TZ)
+        match = re.fullmatch(r"(\d{8})\s+(\d{2}:\d{2}:\d{2})(?:\s+(\S+))?", value)
+        if match:
+            zone = match.group(3) or EXCHANGE_TZ
+            stamp = pd.Timestamp(f"{match.group(1)} {match.group(2)}").tz_localize(zone)
+            return stamp.tz_convert(EXCHANGE_TZ)
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise DurationError(f"--end-datetime {text!r}: {exc}") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(EXCHANGE_TZ)
+    if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", value):  # a bare date: through its end
+        stamp = stamp + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+    return stamp.tz_convert(EXCHANGE_TZ)
+
+
+def check_bar_size(text: str) -> str:
+    """IB's spelling of a bar size (``5 mins``), accepting ``5m`` as well."""
+    try:
+        size = parse_timeframe(text).ib_bar_size
+    except ValueError:
+        size = None
+    if size not in MAX_DURATION:
+        raise DurationError(f"--bar-size {text!r}: use one of {', '.join(IB_BAR_SIZES)}")
+    return size
+
+
+@cache
+def _calendar():
+    import exchange_calendars
+
+    with warnings.catch_warnings():  # pandas deprecation noise inside the library
+        warnings.simplefilter("ignore")
+        return exchange_calendars.get_calendar("XNYS", start="1990-01-02")
+
+
+def _session_days(start: pd.Timestamp, end: pd.Timestamp) -> set:
+    calendar = _calendar()
+    first = max(start.tz_convert(EXCHANGE_TZ).normalize().tz_localize(None), calendar.first_session)
+    last = min(end.tz_convert(EXCHANGE_TZ).normalize().tz_localize(None), calendar.last_session)
+    if first > last:
+        return set()
+    return {d.date() for d in calendar.sessions_in_range(first, last)}
+
+
+def _has_session(start: pd.Timestamp, end: pd.Timestamp, days: set, all_hours: bool) -> bool:
+    """Whether [start, end) overlaps trading time on a session day."""
+    day = start.tz_convert(EXCHANGE_TZ).normalize()
+    last = end.tz_convert(EXCHANGE_TZ)
+    while day <= last:
+        if day.date() in days:
+            if all_hours:
+                opens, closes = day + _EXTENDED[0], day + _EXTENDED[1]
+            else:
+                opens, closes = (
+                    day + pd.Timedelta(hours=9, minutes=30),
+                    day + pd.Timedelta(hours=16),
+                )
+            if start < closes and end > opens:
+                return True
+        day += pd.Timedelta(days=1)
+    return False
+
+
+def plan_chunks(
+    start: pd.Timestamp, end: pd.Timestamp, bar_size: str, all_hours: bool = False
+) -> list[Chunk]:
+    """The requests that cover [start, end] for ``bar_size``, newest first."""
+    count, unit = MAX_DURATION[check_bar_size(bar_size)]
+    end = end.tz_convert(EXCHANGE_TZ)
+    start = start.tz_convert(EXCHANGE_TZ)
+    days = _session_days(start - pd.Timedelta(days=1), end)
+    chunks: list[Chunk] = []
+    if unit == "D":
+        # One day (or count days) per request, each ending just before local midnight.
+        cursor = end
+        while cursor > start:
+            day = cursor.normalize()
+            day_end = min(cursor, day + pd.Timedelta(days=1) - pd.Timedelta(seconds=1))
+            first_day = day - pd.Timedelta(days=count - 1)
+            chunk_start = max(first_day, start)
+            covered = {(first_day + pd.Timedelta(days=i)).date() for i in range(count)}
+            if covered & days:
+                chunks.append(Chunk(chunk_start, day_end, f"{count} D"))
+            cursor = first_day - pd.Timedelta(seconds=1)
+        return chunks
+    cursor = end
+    while cursor > start:
+        chunk_start = max(range_start(cursor, count, unit), start)
+        if _has_session(chunk_start, cursor, days, all_hours):
+            chunks.append(Chunk(chunk_start, cursor, f"{count} {unit}"))
+        cursor = chunk_start
+    return chunks

@@ -1,0 +1,311 @@
+"""Download long ranges of historical bars from TWS into ``<SYMBOL>_<tf>_bars_macd.csv``.
+
+The range is cut into the fewest requests IB allows (:mod:`.chunks`), sent through a pacing
+limiter, retried after a pacing violation, and merged into the existing file: new bars are
+added, overlapping ones replaced by the newer download, MACD recomputed over the whole file,
+and the file rewritten atomically after every chunk. A small progress file beside it records
+which chunks are done, so an interrupted run (Ctrl-C, a dropped connection) resumes where it
+stopped when the same command runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+import pandas as pd
+from tqdm import tqdm
+
+from ..atomic import atomic_write
+from ..bars import EXCHANGE_TZ, OHLCV, with_macd
+from ..core.ibkr_connection import IBKRConnection, RequestError, RequestTimeout, stock
+from ..core.pacing import PacingLimiter, PacingRules
+from ..csv_store import DataFileError, bars_filename, read_bars
+from ..timeframes import parse_timeframe
+from .chunks import Chunk, check_bar_size, ib_time, parse_duration, plan_chunks, range_start
+
+__all__ = ["DownloadRequest", "DownloadResult", "HistoryDownloader"]
+
+log = logging.getLogger(__name__)
+
+#: IB refuses bars of 30 seconds or less older than six months.
+SMALL_BAR_SECONDS = 30
+PACING_RETRIES = 6
+NO_DATA = "no data"
+
+
+@dataclass(frozen=True)
+class DownloadRequest:
+    """What to download for one symbol."""
+
+    symbol: str
+    bar_size: str  # IB's spelling, e.g. "5 mins"
+    duration: str  # e.g. "6 M"
+    end: pd.Timestamp | None = None  # None: now
+    what_to_show: str = "TRADES"
+    all_hours: bool = False
+    exchange: str = "SMART"
+    currency: str = "USD"
+    primary_exchange: str = ""
+
+    @property
+    def timeframe(self) -> str:
+        """The file name's timeframe: ``5m`` for ``5 mins``."""
+        return parse_timeframe(self.bar_size).name
+
+    def signature(self) -> dict:
+        """What identifies the request for resuming (everything but the end time)."""
+        return {
+            "symbol": self.symbol.upper(),
+            "bar_size": self.bar_size,
+            "duration": self.duration,
+            "what_to_show": self.what_to_show,
+            "all_hours": self.all_hours,
+        }
+
+
+@dataclass
+class DownloadResult:
+    """How one symbol went."""
+
+    symbol: str
+    path: Path | None = None
+    bars: int = 0  # rows in the file afterwards
+    new_bars: int = 0  # rows that were not in the file before
+    requests: int = 0
+    chunks: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    error: str | None = None
+    resumed: int = 0  # chunks skipped because an earlier run had done them
+
+    @property
+    def ok(self) -> bool:
+        """True if the symbol completed."""
+        return self.error is None
+
+
+@dataclass
+class _Progress:
+    """The resume file: the request, its fixed end time and the chunks already merged."""
+
+    request: dict
+    end: str
+    done: list[str] = field(default_factory=list)
+
+
+class ConnectionLost(RuntimeError):
+    """The connection to TWS went away mid-download."""
+
+
+class HistoryDownloader(IBKRConnection):
+    """Downloads, merges and stores bars; one instance, many symbols."""
+
+    DEFAULT_CLIENT_ID = 13
+
+    def __init__(
+        self,
+        output_dir: str | Path = "market_data",
+        pacing: PacingRules | None = None,
+        progress: bool | None = None,
+        **connection,
+    ) -> None:
+        super().__init__(**connection)
+        self.output_dir = Path(output_dir)
+        self.limiter = PacingLimiter(pacing or PacingRules())
+        self.show_progress = progress
+        self.pacing_errors = 0
+
+    # ----------------------------------------------------------------- public
+    def download(self, request: DownloadRequest, update: bool = False) -> DownloadResult:
+        """Download one symbol's range into its file. Never raises for a per-symbol
+        problem (unknown symbol, no data, no permission): that goes in the result's error.
+        Raises :class:`ConnectionLost` when TWS goes away (the file stays consistent)."""
+        symbol = request.symbol.upper()
+        result = DownloadResult(symbol)
+        try:
+            check_bar_size(request.bar_size)
+            contract = self._contract(request)
+        except RequestError as exc:
+            result.error = _describe(exc)
+            return result
+        path = self.output_dir / bars_filename(symbol, request.timeframe)
+        result.path = path
+        try:
+            existing = read_bars(path)[OHLCV] if path.exists() else None
+        except DataFileError as exc:
+            result.error = f"{exc} (left untouched)"
+            return result
+
+        progress = self._load_progress(path, request)
+        end = pd.Timestamp(progress.end) if progress else _now_or(request.end)
+        if update:
+            if existing is None or existing.empty:
+                result.error = f"{path}: nothing stored yet; run without --update first"
+                return result
+            start = existing.index[-1]
+        else:
+            count, unit = parse_duration(request.duration)
+            start = range_start(end, count, unit)
+        try:
+            head = self.head_timestamp(contract, request.what_to_show, not request.all_hours)
+            start = max(start, head)
+        except RequestError as exc:
+            if exc.code not in (162, 321, 354):
+                raise
+            log.info("%s: no head timestamp (%s)", symbol, exc)
+        tf = parse_timeframe(request.bar_size)
+        if tf.seconds is not None and tf.seconds <= SMALL_BAR_SECONDS:
+            oldest = end - pd.DateOffset(months=6) + pd.Timedelta(minutes=1)
+            if start < oldest:
+                log.warning("%s: IB keeps %s bars for six months only; starting at %s",
+                            symbol, request.bar_size, oldest)  # fmt: skip
+                start = oldest
+
+        chunks = plan_chunks(start, end, request.bar_size, request.all_hours)
+        progress = progress or _Progress(request.signature(), end.isoformat())
+        result.chunks = len(chunks)
+        before = set(existing.index) if existing is not None else set()
+        stored = existing
+        # tqdm's disable=None: a bar on a terminal, none in logs and tests.
+        quiet = None if self.show_progress is None else not self.show_progress
+        bar = tqdm(total=len(chunks), desc=f"{symbol} {request.bar_size}", unit="req",
+                   leave=False, disable=quiet)  # fmt: skip
+        try:
+            for chunk in chunks:
+                if chunk.end_text in progress.done:
+                    result.resumed += 1
+                    bar.update()
+                    continue
+                bars = self._fetch(contract, request, chunk)
+                result.requests += 1
+                bars = bars[(bars.index >= start) & (bars.index <= end)]
+                stored = _merge(stored, bars)
+                if stored is not None and not stored.empty:
+                    _write(stored, path)
+                progress.done.append(chunk.end_text)
+                self._save_progress(path, progress)
+                bar.update()
+                bar.set_postfix(bars=0 if stored is None else len(stored))
+        finally:
+            bar.close()
+        self._progress_path(path).unlink(missing_ok=True)
+        if stored is None or stored.empty:
+            result.error = f"no data between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}"
+            return result
+        result.bars = len(stored)
+        result.new_bars = len(set(stored.index) - before)
+        result.first, result.last = stored.index[0], stored.index[-1]
+        return result
+
+    # ---------------------------------------------------------------- helpers
+    def _contract(self, request: DownloadRequest):
+        contract = stock(request.symbol, request.exchange, request.currency,
+                         request.primary_exchange)  # fmt: skip
+        details = self._call(lambda: self.contract_details(contract))
+        primary = details[0].contract.primaryExchange if details else ""
+        return stock(request.symbol, request.exchange, request.currency,
+                     request.primary_exchange or primary)  # fmt: skip
+
+    def _fetch(self, contract, request: DownloadRequest, chunk: Chunk) -> pd.DataFrame:
+        key = (request.symbol.upper(), request.exchange, request.what_to_show)
+        identity = (*key, chunk.end_text, chunk.duration, request.bar_size, request.all_hours)
+        backoff = 2.0
+        for _attempt in range(PACING_RETRIES):
+            self.limiter.wait(key, identity)
+            try:
+                return self._call(
+                    lambda: self.historical_bars(contract, chunk.end_text, chunk.duration,
+                                                 request.bar_size, request.what_to_show,
+                                                 use_rth=not request.all_hours))  # fmt: skip
+            except RequestError as exc:
+                text = exc.message.lower()
+                if exc.code == 162 and "pacing" in text:
+                    self.pacing_errors += 1
+                    log.warning("%s: pacing violation; waiting %.0f s before retrying",
+                                request.symbol, backoff)  # fmt: skip
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 60.0)
+                    continue
+                if exc.code == 162 and NO_DATA in text:
+                    return _empty()
+                raise
+        raise RequestError(-1, 162, "still pacing-limited after several retries")
+
+    def _call(self, func):
+        """Run a blocking request; a closed connection becomes :class:`ConnectionLost`."""
+        try:
+            return func()
+        except RequestError as exc:
+            if exc.code == 504 or not self.isConnected():
+                raise ConnectionLost("the connection to TWS was lost") from None
+            raise
+        except RequestTimeout:
+            if not self.isConnected():
+                raise ConnectionLost("the connection to TWS was lost") from None
+            raise
+
+    def _progress_path(self, path: Path) -> Path:
+        return path.with_name(f".{path.name}.progress.json")
+
+    def _load_progress(self, path: Path, request: DownloadRequest) -> _Progress | None:
+        """The unfinished earlier run of this same request, if any (its end time wins when
+        no explicit end was given, so the chunks line up)."""
+        file = self._progress_path(path)
+        if not file.exists():
+            return None
+        try:
+            state = _Progress(**orjson.loads(file.read_bytes()))
+        except (ValueError, TypeError):
+            return None
+        if state.request != request.signature():
+            return None
+        if request.end is not None and pd.Timestamp(state.end) != request.end:
+            return None
+        log.info(
+            "%s: resuming an interrupted download (%d chunks done)", path.name, len(state.done)
+        )
+        return state
+
+    def _save_progress(self, path: Path, progress: _Progress) -> None:
+        with atomic_write(self._progress_path(path), "wb") as handle:
+            handle.write(orjson.dumps(asdict(progress)))
+
+
+def _now_or(end: pd.Timestamp | None) -> pd.Timestamp:
+    return end if end is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).floor("s")
+
+
+def _merge(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame | None:
+    """Union of two bar frames; where both have a bar, the new one wins."""
+    if old is None or old.empty:
+        return new if not new.empty else old
+    if new.empty:
+        return old
+    merged = pd.concat([old[OHLCV], new[OHLCV]])
+    return merged[~merged.index.duplicated(keep="last")].sort_index()
+
+
+def _write(bars: pd.DataFrame, path: Path) -> None:
+    from ..csv_store import write_bars
+
+    write_bars(with_macd(bars[OHLCV]), path)
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in OHLCV}, dtype=float,
+                        index=pd.DatetimeIndex([], tz=EXCHANGE_TZ, name="time"))  # fmt: skip
+
+
+def _describe(exc: RequestError) -> str:
+    if exc.code == 200:
+        return "unknown symbol (TWS: no security definition)"
+    if exc.code in (354, 10197, 162) and "permission" in exc.message.lower():
+        return f"no market data permission ({exc.message})"
+    return f"error {exc.code}: {exc.message}"
+
+
+__all__ += ["ConnectionLost", "ib_time"]
