@@ -36,6 +36,25 @@ def fail(prog: str, message: str, code: int = 1) -> int:
     return code
 
 
+def add_connection_arguments(parser: argparse.ArgumentParser, default_client_id: int) -> None:
+    """The flags every live tool shares: --host --port --client-id --timeout --live -v."""
+    parser.add_argument("--host", help="TWS host (default: IBKR_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TWS port (default: IBKR_PORT or 7497, paper)")
+    parser.add_argument(
+        "--client-id",
+        type=int,
+        help=f"API client id (default: IBKR_CLIENT_ID or {default_client_id})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds to wait for TWS to connect and to answer each request (default: 30)",
+    )
+    parser.add_argument("--live", action="store_true", help="allow the live-trading port 7496")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+
+
 def connection_failed(prog: str, message: str, unreachable: bool, checklist) -> int:
     """Report a failed TWS connection: one error line, plus the troubleshooting checklist
     when TWS could not be reached at all. Returns exit code 1."""

@@ -19,9 +19,15 @@ from decimal import Decimal
 
 import orjson
 
-from ..cli import ArgumentParser, connection_failed, fail, positive_float, setup_logging
+from ..cli import (
+    ArgumentParser,
+    add_connection_arguments,
+    connection_failed,
+    fail,
+    positive_float,
+    setup_logging,
+)
 from .ibkr_connection import (
-    DEFAULT_TIMEOUT,
     TROUBLESHOOTING,
     ConnectionConfigError,
     IBKRConnection,
@@ -349,29 +355,13 @@ def _parser() -> ArgumentParser:
     p = ArgumentParser(
         prog=PROG, description="Show the account's cash, positions and P&L from TWS."
     )
-    p.add_argument("--host", help="TWS host (default: IBKR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TWS port (default: IBKR_PORT or 7497, paper)")
-    p.add_argument(
-        "--client-id",
-        type=int,
-        help=f"API client id (default: IBKR_CLIENT_ID or {PortfolioTracker.DEFAULT_CLIENT_ID})",
-    )
     p.add_argument("--account", help="account id (default: the first managed account)")
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds to wait for TWS (default: 30)",
-    )
-    p.add_argument(
-        "--json", action="store_true", help="print one JSON document instead of the text summary"
-    )
+    p.add_argument("--json", action="store_true", help="print one JSON document, not the summary")
     p.add_argument(
         "--watch", type=positive_float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C"
     )
-    p.add_argument("--live", action="store_true", help="allow the live-trading port 7496")
-    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    return p  # fmt: skip
+    add_connection_arguments(p, PortfolioTracker.DEFAULT_CLIENT_ID)
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

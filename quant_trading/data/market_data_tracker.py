@@ -27,9 +27,15 @@ import pandas as pd
 from ibapi.ticktype import TickTypeEnum
 
 from ..bars import EXCHANGE_TZ
-from ..cli import ArgumentParser, connection_failed, fail, positive_float, setup_logging
+from ..cli import (
+    ArgumentParser,
+    add_connection_arguments,
+    connection_failed,
+    fail,
+    positive_float,
+    setup_logging,
+)
 from ..core.ibkr_connection import (
-    DEFAULT_TIMEOUT,
     TROUBLESHOOTING,
     ConnectionConfigError,
     IBKRConnection,
@@ -435,21 +441,7 @@ def _parser() -> ArgumentParser:
         metavar="SECONDS",
         help="stop after SECONDS (default: run until Ctrl-C)",
     )
-    p.add_argument("--host", help="TWS host (default: IBKR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TWS port (default: IBKR_PORT or 7497, paper)")
-    p.add_argument(
-        "--client-id",
-        type=int,
-        help=f"API client id (default: IBKR_CLIENT_ID or {MarketDataTracker.DEFAULT_CLIENT_ID})",
-    )
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds to wait for TWS (default: 30)",
-    )
-    p.add_argument("--live", action="store_true", help="allow the live-trading port 7496")
-    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    add_connection_arguments(p, MarketDataTracker.DEFAULT_CLIENT_ID)
     return p
 
 

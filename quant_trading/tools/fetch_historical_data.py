@@ -14,8 +14,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..cli import ArgumentParser, connection_failed, fail, positive_float, setup_logging
-from ..core.ibkr_connection import DEFAULT_TIMEOUT, TROUBLESHOOTING, ConnectionConfigError
+from ..cli import (
+    ArgumentParser,
+    add_connection_arguments,
+    connection_failed,
+    fail,
+    setup_logging,
+)
+from ..core.ibkr_connection import TROUBLESHOOTING, ConnectionConfigError
 from ..download.chunks import DurationError, check_bar_size, parse_duration, parse_end
 from ..download.downloader import ConnectionLost, DownloadRequest, HistoryDownloader
 from ..settings import split_symbols
@@ -68,22 +74,8 @@ def _parser() -> ArgumentParser:
         default="",
         help="primary listing exchange, e.g. NASDAQ (default: from contract details)",
     )
-    p.add_argument("--host", help="TWS host (default: IBKR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TWS port (default: IBKR_PORT or 7497, paper)")
-    p.add_argument(
-        "--client-id",
-        type=int,
-        help=f"API client id (default: IBKR_CLIENT_ID or {HistoryDownloader.DEFAULT_CLIENT_ID})",
-    )
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=DEFAULT_TIMEOUT,
-        help="seconds to wait for TWS per request (default: 30)",
-    )
-    p.add_argument("--live", action="store_true", help="allow the live-trading port 7496")
-    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
-    return p  # fmt: skip
+    add_connection_arguments(p, HistoryDownloader.DEFAULT_CLIENT_ID)
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
