@@ -308,9 +308,9 @@ class IBKRConnection(EWrapper, EClient):
         # look like a lost connection; log the bug and keep the connection instead.
         interpret = self.decoder.interpret
 
-        def guarded(fields) -> None:
+        def guarded(fields, *more) -> None:  # 10.x passes the message id as well
             try:
-                interpret(fields)
+                interpret(fields, *more)
             except Exception:
                 log.exception("error while handling TWS message %s", list(fields)[:2])
 

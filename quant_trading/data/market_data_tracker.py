@@ -352,7 +352,7 @@ class MarketDataTracker(IBKRConnection):
         symbol = self._tick_ids.get(reqId)
         if symbol is None or price <= 0:
             return
-        name = TickTypeEnum.to_str(tickType)
+        name = _tick_name(tickType)
         quotes = self._quotes.setdefault(symbol, {})
         quotes[name.replace("DELAYED_", "")] = float(price)
         line = f"Price Update - ReqID: {reqId} ({symbol}), {name}: {price:.2f}"
@@ -364,7 +364,7 @@ class MarketDataTracker(IBKRConnection):
         symbol = self._tick_ids.get(reqId)
         if symbol is None:
             return
-        name = TickTypeEnum.to_str(tickType)
+        name = _tick_name(tickType)
         quotes = self._quotes.setdefault(symbol, {})
         quotes[name.replace("DELAYED_", "")] = float(size)
         if name.endswith("LAST_SIZE") and symbol in self._from_ticks and "TIME" in quotes:
@@ -377,7 +377,7 @@ class MarketDataTracker(IBKRConnection):
 
     def tickString(self, reqId, tickType, value) -> None:  # noqa: N802, N803
         symbol = self._tick_ids.get(reqId)
-        name = TickTypeEnum.to_str(tickType)
+        name = _tick_name(tickType)
         if symbol is None or name not in ("LAST_TIMESTAMP", "DELAYED_LAST_TIMESTAMP"):
             return
         stamp = float(value)
@@ -391,6 +391,10 @@ class MarketDataTracker(IBKRConnection):
             self._events.put(_Event("nodata", req_id, (symbol,)))
             return
         super().on_error(req_id, code, message)
+
+
+# ibapi 9.81 names it to_str, 10.x toStr.
+_tick_name = getattr(TickTypeEnum, "to_str", None) or TickTypeEnum.toStr
 
 
 def _empty() -> pd.DataFrame:
