@@ -166,6 +166,8 @@ class HistoryDownloader(IBKRConnection):
                 start = oldest
 
         chunks = plan_chunks(start, end, request.bar_size, request.all_hours)
+        # Daily and longer bars are labelled with their date (midnight), before ``start``.
+        first_label = start if tf.is_intraday else start.normalize()
         progress = progress or _Progress(request.signature(), end.isoformat())
         result.chunks = len(chunks)
         before = set(existing.index) if existing is not None else set()
@@ -182,7 +184,7 @@ class HistoryDownloader(IBKRConnection):
                     continue
                 bars = self._fetch(contract, request, chunk)
                 result.requests += 1
-                bars = bars[(bars.index >= start) & (bars.index <= end)]
+                bars = bars[(bars.index >= first_label) & (bars.index <= end)]
                 stored = _merge(stored, bars)
                 if stored is not None and not stored.empty:
                     _write(stored, path)
