@@ -1,0 +1,564 @@
+"""The trade chart as a matplotlib figure: header, candlesticks with trade markers, volume,
+MACD and an overview strip of the whole period. No tkinter here: the Tk window embeds this
+figure, ``--export`` saves it, and the tests inspect its artists without a display.
+
+Redrawing. A year of 5-minute bars is ~20,000 candles; only the visible window (a week by
+default, at most :data:`~.viewport.MAX_BARS`) is drawn. One full ``mpf.plot`` of a week with
+volume and MACD addplots costs ~0.65 s per move on the project's 2-core machine
+(benchmarks/bench_visualizer.py), because mplfinance draws volume and histogram bars as one
+patch per bar. So each move asks mplfinance for the candles only (external-axes mode on the
+price axes, ~25 ms, keeping its style and candle drawing), while volume, MACD and the
+overview are artists made once and updated in place (a ``PolyCollection`` renders hundreds
+of bars in one call). Rendering the whole figure still took ~130 ms, half of it the header
+text and the overview, which a move does not change: :meth:`TradeChart.draw` renders those
+once into a saved background and afterwards only the three panels and the overview's window
+marker on top of it (matplotlib's blitting). A move takes ~0.1 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib as mpl
+import mplfinance as mpf
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.markers import MarkerStyle
+from matplotlib.patches import Rectangle
+from matplotlib.path import Path as MplPath
+from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.transforms import Affine2D
+
+from ..backtesting.cache import CachedBacktest
+from .header import ChartHeader
+from .markers import LOOKS, Marker, MarkerKind, trade_markers
+from .viewport import Viewport, default_width
+
+__all__ = [
+    "TradeChart",
+    "render_png",
+    "arrow_marker",
+    "CANDLE_UP",
+    "CANDLE_DOWN",
+    "MARKER_SIZE",
+]
+
+log = logging.getLogger(__name__)
+
+CANDLE_UP = "#26a69a"
+CANDLE_DOWN = "#ef5350"
+STYLE = mpf.make_mpf_style(
+    base_mpf_style="yahoo",
+    marketcolors=mpf.make_marketcolors(up=CANDLE_UP, down=CANDLE_DOWN, inherit=True),
+    gridstyle=":",
+)
+MACD_COLOR = "#1f77b4"
+SIGNAL_COLOR = "#ff7f0e"
+EQUITY_COLOR = "#3b5bdb"
+#: Marker area in points² (scatter's ``s``): arrows ~13 pt long.
+MARKER_SIZE = 26.0**2
+#: Room above and below the price range for the arrows, as a share of that range.
+PRICE_MARGIN = 0.09
+MAX_TICKS = 8
+
+# An arrow pointing up with its tip at (0, 0): the tip touches the fill price and the arrow
+# hangs below it (a down arrow is the mirror image). matplotlib scales a custom marker so
+# its largest coordinate is 0.5 without moving the origin, so the tip stays on the point.
+_UP_ARROW = np.array(
+    [(0, 0), (-0.5, -0.45), (-0.17, -0.45), (-0.17, -1), (0.17, -1), (0.17, -0.45), (0.5, -0.45)]
+)
+
+
+def arrow_marker(direction: str, stacked: bool = False) -> MarkerStyle:
+    """A filled arrow marker whose tip is at the data point; ``stacked`` moves it one arrow
+    length further out so it does not cover an exit arrow at the same bar."""
+    sign = 1.0 if direction == "up" else -1.0
+    vertices = np.vstack([_UP_ARROW * (1, sign), _UP_ARROW[:1] * (1, sign)])
+    codes = [MplPath.MOVETO] + [MplPath.LINETO] * (len(_UP_ARROW) - 1) + [MplPath.CLOSEPOLY]
+    shift = Affine2D().translate(0, -0.56 * sign) if stacked else None
+    return MarkerStyle(MplPath(vertices, codes), transform=shift)
+
+
+@dataclass(frozen=True)
+class _MarkerGroup:
+    """Markers drawn with one scatter call: same kind and stacking, sorted by bar."""
+
+    kind: MarkerKind
+    stacked: bool
+    bars: np.ndarray
+    prices: np.ndarray
+
+
+def _bar_boxes(x: np.ndarray, low: np.ndarray, high: np.ndarray, width: float) -> np.ndarray:
+    """Rectangles (n, 4, 2) for PolyCollection.set_verts."""
+    boxes = np.empty((len(x), 4, 2))
+    boxes[:, 0:2, 0] = (x - width / 2)[:, None]
+    boxes[:, 2:4, 0] = (x + width / 2)[:, None]
+    boxes[:, (0, 3), 1] = low[:, None]
+    boxes[:, (1, 2), 1] = high[:, None]
+    return boxes
+
+
+def _short_number(value: float, _pos=None) -> str:
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def _every(positions: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` of ``positions``, evenly spaced."""
+    step = max(1, math.ceil(len(positions) / most))
+    return positions[::step]
+
+
+class TradeChart:
+    """One figure showing one backtest; :meth:`show` draws a window of bars.
+
+    Build it on a fresh ``Figure`` (Agg, for files and tests) or on the one a Tk canvas owns.
+    """
+
+    def __init__(self, figure: Figure | None = None) -> None:
+        self.figure = figure if figure is not None else Figure(figsize=(16, 9), dpi=100)
+        self.backtest: CachedBacktest | None = None
+        self.header: ChartHeader | None = None
+        self.markers: list[Marker] = []
+        self.entry_bars = np.empty(0, np.int64)
+        self.exit_bars = np.empty(0, np.int64)
+        self.window = (0, 0)
+        self.highlight: tuple[int, int] | None = None  # bars of the selected trade
+        self._background = None  # saved render of everything a move leaves alone
+        self._background_bounds = None
+        self._layout_size = None
+        self._build_axes()
+        self.relayout()
+
+    # -- layout, made once ------------------------------------------------------------------
+
+    def _build_axes(self) -> None:
+        fig = self.figure
+        fig.set_facecolor("white")
+        # Margins are set in pixels by relayout(): the header and tick labels keep their size
+        # when the window is resized, the panels take the rest.
+        self._grid = grid = fig.add_gridspec(
+            5, 1, height_ratios=[5.2, 1.1, 1.9, 0.42, 0.85], hspace=0.06
+        )
+        self.price_ax = fig.add_subplot(grid[0])
+        self.volume_ax = fig.add_subplot(grid[1])
+        self.macd_ax = fig.add_subplot(grid[2])
+        self.overview_ax = fig.add_subplot(grid[4])
+        self.equity_ax = self.overview_ax.twinx()
+        for ax in self.panels + (self.overview_ax,):
+            self._style_axes(ax)
+
+        self.title_text = fig.text(0, 1, "", va="top", fontsize=13, weight="bold")
+        self.summary_text = fig.text(0, 1, "", va="top", fontsize=10)
+        self.message_text = fig.text(
+            0.5, 0.5, "", ha="center", va="center", fontsize=13, wrap=True, visible=False
+        )
+        handles = [
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker=arrow_marker(look.direction),
+                markersize=15,
+                markerfacecolor=look.color,
+                markeredgecolor="black",
+                markeredgewidth=0.6,
+                label=look.label,
+            )
+            for look in LOOKS.values()
+        ]
+        self.legend = fig.legend(
+            handles=handles,
+            loc="lower left",
+            ncol=4,
+            fontsize=9,
+            frameon=False,
+            handletextpad=0.3,
+            columnspacing=1.2,
+        )
+
+        # Volume and MACD: made once, updated in place on every move (see module docstring).
+        self.volume_bars = PolyCollection([], linewidths=0, alpha=0.75)
+        self.volume_ax.add_collection(self.volume_bars)
+        self.volume_ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
+        self.volume_ax.text(
+            0.005, 0.95, "Volume", transform=self.volume_ax.transAxes, va="top", fontsize=8
+        )
+        self.hist_bars = PolyCollection([], linewidths=0, alpha=0.55, label="Hist")
+        self.macd_ax.add_collection(self.hist_bars)
+        (self.macd_line,) = self.macd_ax.plot([], [], color=MACD_COLOR, lw=1.1, label="MACD")
+        (self.signal_line,) = self.macd_ax.plot([], [], color=SIGNAL_COLOR, lw=1.1, label="Signal")
+        self.macd_ax.axhline(0, color="#888888", lw=0.6)
+        hist_handle = Rectangle((0, 0), 1, 1, color=CANDLE_UP, alpha=0.55, label="Hist")
+        self.macd_ax.legend(
+            handles=[self.macd_line, self.signal_line, hist_handle],
+            loc="upper left",
+            fontsize=8,
+            ncol=3,
+            frameon=False,
+        )
+        for ax in (self.price_ax, self.volume_ax):
+            ax.xaxis.set_major_formatter(NullFormatter())
+
+        (self.close_line,) = self.overview_ax.plot([], [], color="#777777", lw=0.8, label="Close")
+        (self.equity_line,) = self.equity_ax.plot(
+            [], [], color=EQUITY_COLOR, lw=0.9, label="Equity"
+        )
+        self.overview_span = self.overview_ax.axvspan(
+            0, 1, color="#f0a000", alpha=0.4, lw=0, label="On screen"
+        )
+        self.overview_ax.set_yticks([])
+        self.equity_ax.set_yticks([])
+        self.equity_ax.legend(
+            handles=[self.close_line, self.equity_line, self.overview_span],
+            loc="lower left",
+            bbox_to_anchor=(0.0, 0.98),
+            fontsize=7,
+            ncol=3,
+            frameon=False,
+            borderaxespad=0.1,
+        )
+        self.overview_ax.tick_params(axis="x", labelsize=8)
+
+    def relayout(self) -> None:
+        """Fit margins, header and legend to the figure's current size in pixels."""
+        width, height = self.figure.bbox.width, self.figure.bbox.height
+        left, right = 12 / width, 1 - 58 / width
+        top = 1 - 96 / height
+        self._grid.update(left=left, right=right, top=top, bottom=26 / height)
+        for ax in self.figure.axes:  # GridSpec.update only moves axes of pyplot figures
+            spec = ax.get_subplotspec()
+            if spec is not None:
+                ax.set_position(spec.get_position(self.figure))
+        self.title_text.set_position((left, 1 - 8 / height))
+        self.summary_text.set_position((left, 1 - 38 / height))
+        # The legend shares the row above the price panel with the window's dates (right).
+        self.legend.set_bbox_to_anchor((left - 6 / width, top), transform=self.figure.transFigure)
+        self._layout_size = (width, height)
+
+    @property
+    def panels(self) -> tuple:
+        """The three stacked panels that share the visible window."""
+        return (self.price_ax, self.volume_ax, self.macd_ax)
+
+    @staticmethod
+    def _style_axes(ax) -> None:
+        ax.set_facecolor(STYLE["facecolor"])
+        ax.grid(True, color=STYLE["gridcolor"], linestyle=STYLE["gridstyle"], lw=0.7)
+        ax.yaxis.tick_right()
+        ax.yaxis.set_label_position("right")
+        ax.tick_params(labelsize=8)
+
+    # -- content -----------------------------------------------------------------------------
+
+    def set_backtest(self, backtest: CachedBacktest) -> None:
+        """Show ``backtest``: header, overview and markers; call :meth:`show` next."""
+        self.backtest = backtest
+        self.header = ChartHeader.from_backtest(backtest)
+        candles = backtest.candles
+        self._times = candles.index
+        self._columns = {
+            name: candles[name].to_numpy(np.float64)
+            for name in ("open", "high", "low", "close", "volume", "MACD", "Signal", "Hist")
+        }
+        self._up = self._columns["close"] >= self._columns["open"]
+        # Wall-clock day and hour of each bar, for tick placement (New York time).
+        wall = candles.index.tz_localize(None).asi8 // 60_000_000
+        self._day = wall // 1440
+        self._hour = wall // 60
+        month = candles.index.year * 12 + candles.index.month
+        self._month_starts = np.flatnonzero(np.r_[True, np.diff(month) != 0])
+
+        self.markers = trade_markers(candles.index, backtest.trades)
+        self.entry_bars = np.array([m.bar for m in self.markers[0::2]], np.int64)
+        self.exit_bars = np.array([m.bar for m in self.markers[1::2]], np.int64)
+        self._groups = []
+        for kind in MarkerKind:
+            for stacked in (False, True):
+                chosen = [m for m in self.markers if m.kind is kind and m.stacked is stacked]
+                if chosen:
+                    chosen.sort(key=lambda m: m.bar)
+                    self._groups.append(
+                        _MarkerGroup(
+                            kind,
+                            stacked,
+                            np.array([m.bar for m in chosen], np.int64),
+                            np.array([m.price for m in chosen], np.float64),
+                        )
+                    )
+
+        self.highlight = None
+        self.message_text.set_visible(False)
+        for ax in self.panels + (self.overview_ax, self.equity_ax):
+            ax.set_visible(True)
+        self.legend.set_visible(True)
+        self.title_text.set_text(self.header.title)
+        self.summary_text.set_text(self.header.summary)
+        self._draw_overview(candles)
+        self._background = None
+
+    def _draw_overview(self, candles: pd.DataFrame) -> None:
+        close = self._columns["close"]
+        equity = candles["equity"].to_numpy(np.float64)
+        self.close_line.set_data(*_envelope(close))
+        self.equity_line.set_data(*_envelope(equity))
+        self.overview_ax.set_xlim(0, max(len(candles) - 1, 1))
+        self.overview_ax.set_ylim(*_padded(close.min(), close.max(), 0.08))
+        self.equity_ax.set_ylim(*_padded(np.nanmin(equity), np.nanmax(equity), 0.08))
+        if len(self._month_starts) >= 3:
+            ticks, spec = _every(self._month_starts, 12), "%b %Y"
+        else:  # a month or two: label days instead
+            days = np.flatnonzero(np.r_[True, np.diff(self._day) != 0])
+            ticks, spec = _every(days, 12), "%b %d"
+        self.overview_ax.set_xticks(ticks)
+        # Left-aligned: a label starts where its month (day) starts, and fits at the edge.
+        self.overview_ax.set_xticklabels([f"{self._times[i]:{spec}}" for i in ticks], ha="left")
+
+    def show_message(self, text: str) -> None:
+        """Replace the chart with ``text`` (e.g. no cache files found)."""
+        self.backtest = None
+        self.header = None
+        for ax in self.panels + (self.overview_ax, self.equity_ax):
+            ax.set_visible(False)
+        self.legend.set_visible(False)
+        self.title_text.set_text("Trade visualizer")
+        self.summary_text.set_text("")
+        self.message_text.set_text(text)
+        self.message_text.set_visible(True)
+        self._background = None
+
+    @property
+    def message(self) -> str:
+        """The message shown instead of a chart, or '' when a chart is shown."""
+        return self.message_text.get_text() if self.message_text.get_visible() else ""
+
+    # -- the visible window -----------------------------------------------------------------
+
+    def show(self, first: int, stop: int) -> None:
+        """Draw bars ``first .. stop - 1``. Only these are handed to matplotlib."""
+        if self.backtest is None:
+            raise RuntimeError("no backtest to show")
+        total = len(self._times)
+        first, stop = max(0, first), min(total, stop)
+        if stop <= first:
+            raise ValueError(f"empty window {first}..{stop} of {total} bars")
+        self.window = (first, stop)
+        n = stop - first
+        x = np.arange(n, dtype=np.float64)
+        cols = {k: v[first:stop] for k, v in self._columns.items()}
+        xlim = (-1.0, float(n))
+
+        low, high = np.nanmin(cols["low"]), np.nanmax(cols["high"])
+        ylim = _padded(low, high, PRICE_MARGIN)
+        # The previous window's candles, markers and highlight go; the axes and its ticks stay
+        # (clearing the axes would rebuild every tick, a third of a move's time).
+        for artist in [*self.price_ax.collections, *self.price_ax.patches]:
+            artist.remove()
+        mpf.plot(
+            self.backtest.candles.iloc[first:stop],
+            ax=self.price_ax,
+            type="candle",
+            style=STYLE,
+            columns=("open", "high", "low", "close", "volume"),
+            xlim=xlim,
+            ylim=ylim,
+            ylabel="",
+            warn_too_much_data=10**9,
+        )
+        if self.highlight is not None:
+            self.price_ax.axvspan(
+                self.highlight[0] - first - 0.5,
+                self.highlight[1] - first + 0.5,
+                color="#ffd54f",
+                alpha=0.3,
+                lw=0,
+                zorder=0,
+            )
+        self._draw_markers(first, stop)
+
+        up = self._up[first:stop]
+        colors = np.where(
+            up[:, None], mpl.colors.to_rgba(CANDLE_UP), mpl.colors.to_rgba(CANDLE_DOWN)
+        )
+        self.volume_bars.set_verts(_bar_boxes(x, np.zeros(n), cols["volume"], 0.7))
+        self.volume_bars.set_facecolor(colors)
+        self.volume_ax.set_ylim(0, max(float(np.nanmax(cols["volume"])), 1.0) * 1.08)
+
+        hist = np.nan_to_num(cols["Hist"])
+        hist_colors = np.where(
+            (hist >= 0)[:, None], mpl.colors.to_rgba(CANDLE_UP), mpl.colors.to_rgba(CANDLE_DOWN)
+        )
+        self.hist_bars.set_verts(_bar_boxes(x, np.zeros(n), hist, 0.7))
+        self.hist_bars.set_facecolor(hist_colors)
+        self.macd_line.set_data(x, cols["MACD"])
+        self.signal_line.set_data(x, cols["Signal"])
+        values = np.concatenate([cols["MACD"], cols["Signal"], hist])
+        values = values[np.isfinite(values)]
+        self.macd_ax.set_ylim(
+            *_padded(values.min(), values.max(), 0.12) if len(values) else (-1, 1)
+        )
+
+        ticks, labels = self._ticks(first, stop)
+        for ax in self.panels:
+            ax.set_xlim(*xlim)
+            ax.set_xticks(ticks - first)
+        self.price_ax.xaxis.set_major_formatter(NullFormatter())
+        self.macd_ax.set_xticklabels(labels)
+
+        in_view = ((self.entry_bars >= first) & (self.entry_bars < stop)) | (
+            (self.exit_bars >= first) & (self.exit_bars < stop)
+        )
+        self.price_ax.set_title(
+            f"{self._times[first]:%a %Y-%m-%d %H:%M} – {self._times[stop - 1]:%a %Y-%m-%d %H:%M}"
+            f"  ·  {n:,} bars  ·  {int(in_view.sum()):,} trades in view",
+            loc="right",
+            fontsize=9,
+            y=1.0,  # a fixed position spares matplotlib a layout pass per draw
+        )
+        self.overview_span.set_x(first)
+        self.overview_span.set_width(max(n - 1, 1))
+
+    def draw(self) -> None:
+        """Render what :meth:`show` set up on the figure's canvas.
+
+        The first time (and after a resize, a new backtest or a message) everything is
+        rendered and the parts a move does not touch are saved; later calls repaint the
+        panels and the overview's window marker over that saved background."""
+        canvas = self.figure.canvas
+        moving = self._dynamic_artists()
+        bounds = tuple(self.figure.bbox.bounds)
+        if self._layout_size != (self.figure.bbox.width, self.figure.bbox.height):
+            self.relayout()
+        if self.backtest is None or not canvas.supports_blit:
+            canvas.draw()
+            return
+        if self._background is None or self._background_bounds != bounds:
+            for artist in moving:
+                artist.set_visible(False)
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+            self._background_bounds = bounds
+            for artist in moving:
+                artist.set_visible(True)
+        else:
+            canvas.restore_region(self._background)
+        for artist in moving:
+            self.figure.draw_artist(artist)
+        canvas.blit(self.figure.bbox)
+
+    def _dynamic_artists(self) -> list:
+        return [*self.panels, self.overview_span]
+
+    def _draw_markers(self, first: int, stop: int) -> None:
+        for group in self._groups:
+            lo, hi = np.searchsorted(group.bars, (first, stop))
+            if lo == hi:
+                continue
+            look = LOOKS[group.kind]
+            self.price_ax.scatter(
+                group.bars[lo:hi] - first,
+                group.prices[lo:hi],
+                s=MARKER_SIZE,
+                marker=arrow_marker(look.direction, group.stacked),
+                color=look.color,
+                edgecolors="black",
+                linewidths=0.6,
+                zorder=6,
+                gid=group.kind.value,
+                label=look.label,
+            )
+
+    def _ticks(self, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
+        """Tick positions (absolute bars) and labels: session starts, or hours within a day."""
+        day = self._day[first:stop]
+        starts = first + np.flatnonzero(
+            np.r_[first == 0 or self._day[first] != self._day[first - 1], np.diff(day) != 0]
+        )
+        if len(starts) >= 2:
+            ticks = _every(starts, MAX_TICKS)
+            return ticks, [f"{self._times[i]:%a %b %d}" for i in ticks]
+        hour = self._hour[first:stop]
+        ticks = _every(first + np.flatnonzero(np.r_[True, np.diff(hour) != 0]), MAX_TICKS)
+        labels = [
+            f"{self._times[i]:%b %d %H:%M}" if i in starts else f"{self._times[i]:%H:%M}"
+            for i in ticks
+        ]
+        return ticks, labels
+
+    # -- queries the window uses ------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        """Number of candles in the backtest."""
+        return 0 if self.backtest is None else len(self._times)
+
+    def bars_between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> tuple[int, int]:
+        """Bar positions [first, stop) of the times ``start`` (inclusive) .. ``end``
+        (exclusive); None means the beginning or the end of the data."""
+        first = 0 if start is None else int(self._times.searchsorted(start, "left"))
+        stop = self.total if end is None else int(self._times.searchsorted(end, "left"))
+        return first, stop
+
+    def time_of(self, bar: int) -> pd.Timestamp:
+        """The start time of bar ``bar``."""
+        return self._times[bar]
+
+    def visible_markers(self) -> list[Marker]:
+        """Markers inside the current window (what :meth:`show` drew)."""
+        first, stop = self.window
+        return [m for m in self.markers if first <= m.bar < stop]
+
+
+def _envelope(values: np.ndarray, bins: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a line through each bin's low and high: looks like the full series in a
+    strip a thousand pixels wide, at a fraction of the points to render."""
+    n = len(values)
+    if n <= 2 * bins:
+        return np.arange(n), values
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)
+    starts = edges[:-1]
+    lows = np.fmin.reduceat(values, starts)
+    highs = np.fmax.reduceat(values, starts)
+    x = np.repeat(starts, 2) + np.tile([0, 1], bins) * (np.diff(edges) // 2).repeat(2)
+    y = np.column_stack([lows, highs]).ravel()
+    return x, y
+
+
+def _padded(low: float, high: float, share: float) -> tuple[float, float]:
+    span = high - low
+    pad = span * share if span > 0 else max(abs(high) * 0.01, 1.0)
+    return low - pad, high + pad
+
+
+def render_png(
+    backtest: CachedBacktest,
+    path: str | Path,
+    first: int | None = None,
+    stop: int | None = None,
+    size: tuple[float, float] = (16, 9),
+    dpi: int = 100,
+) -> TradeChart:
+    """Draw bars ``first .. stop - 1`` of ``backtest`` (default: its last week) into a PNG
+    file without a window. Returns the chart (for callers that inspect it)."""
+    figure = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(figure)
+    chart = TradeChart(figure)
+    chart.set_backtest(backtest)
+    total = chart.total
+    if first is None and stop is None:
+        view = Viewport.ending_at(total, default_width(backtest.timeframe, total), total)
+        first, stop = view.start, view.stop
+    chart.show(0 if first is None else first, total if stop is None else stop)
+    figure.savefig(path, dpi=dpi)
+    log.info("wrote %s (bars %d..%d of %d)", path, *chart.window, total)
+    return chart

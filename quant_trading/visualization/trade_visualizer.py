@@ -1,0 +1,120 @@
+"""Look at a backtest's trades on a chart:
+
+    python -m quant_trading.visualization.trade_visualizer --timeframe 5m \
+        --cache-dir backtest_results
+
+opens a window over the cache ``run_backtest`` writes (it never re-runs a backtest);
+``--export FILE.png --symbol AAPL [--start ... --end ...]`` draws the same chart into a file
+without a window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from ..backtesting.cache import CacheError
+from ..backtesting.runner import parse_time
+from ..cli import ArgumentParser, fail, setup_logging
+
+PROG = "trade_visualizer"
+log = logging.getLogger(__name__)
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog=PROG,
+        description="Candlesticks, MACD and trade markers from run_backtest's cache.",
+    )
+    p.add_argument(
+        "--timeframe", help="timeframe folder to open first (default: 5m, else the first found)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        default="backtest_results",
+        help="folder run_backtest wrote (default: backtest_results)",
+    )
+    p.add_argument("--symbol", help="symbol to show first (default: the first in the folder)")
+    p.add_argument(
+        "--start", help="first day or time shown, New York time (default: the last week)"
+    )
+    p.add_argument("--end", help="last day or time shown")
+    p.add_argument(
+        "--export",
+        metavar="FILE.png",
+        help="draw the chart into this image file instead of opening a window (needs --symbol)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 no usable cache, 2 bad arguments)."""
+    started = time.perf_counter()
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        start = _time(args.start, "--start")
+        end = _time(args.end, "--end", end=True)
+    except ValueError as exc:
+        return fail(PROG, str(exc), 2)
+    if start is not None and end is not None and start >= end:
+        return fail(PROG, "--start must be before --end", 2)
+    if args.export:
+        return _export(args, start, end)
+    return _window(args, start, end, started)
+
+
+def _time(text: str | None, flag: str, end: bool = False):
+    if text is None:
+        return None
+    try:
+        return parse_time(text, end=end)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: not a date or time (use e.g. 2026-01-31)") from None
+
+
+def _export(args, start, end) -> int:
+    from .export import export_chart
+
+    if not args.symbol:
+        return fail(PROG, "--export needs --symbol", 2)
+    try:
+        done = export_chart(args.cache_dir, args.export, args.symbol, args.timeframe, start, end)
+    except CacheError as exc:
+        return fail(PROG, str(exc), 1)
+    except ValueError as exc:
+        return fail(PROG, str(exc), 2)
+    except OSError as exc:
+        return fail(PROG, f"cannot write {args.export}: {exc.strerror or exc}", 1)
+    print(
+        f"Wrote {done.path}: {done.symbol} {done.timeframe}, {done.first:%Y-%m-%d %H:%M} .. "
+        f"{done.last:%Y-%m-%d %H:%M} ({done.bars:,} bars, {done.markers} trade markers)"
+    )
+    return 0
+
+
+def _window(args, start, end, started: float) -> int:
+    import tkinter as tk
+
+    from .app import TradeVisualizerApp
+
+    try:
+        root = tk.Tk()
+    except tk.TclError as exc:
+        return fail(
+            PROG, f"cannot open a window ({exc}); use --export FILE.png without a display", 1
+        )
+    TradeVisualizerApp(
+        root, args.cache_dir, args.timeframe, args.symbol, start, end, started=started
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C in the terminal just closes
+        root.mainloop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

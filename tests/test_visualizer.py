@@ -1,0 +1,375 @@
+"""The trade visualizer without a display: the figure it draws from a real backtest's cache
+(markers, header, window), navigation arithmetic, the cache folder scan, and the CLI's
+``--export`` and errors. The window itself is tested in test_visualizer_gui.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.figure import Figure
+from PIL import Image
+
+from quant_trading.backtesting.cache import CacheError, read_cache
+from quant_trading.visualization.catalog import scan_cache
+from quant_trading.visualization.chart import TradeChart
+from quant_trading.visualization.header import ChartHeader
+from quant_trading.visualization.markers import MarkerKind, trade_markers
+from quant_trading.visualization.viewport import MAX_BARS, MIN_BARS, Viewport, default_width
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = REPO_ROOT / "market_data"
+# A quarter of the sample data keeps the backtests (and the tests) quick.
+PERIOD = ("--start", "2026-06-01", "--end", "2026-08-31")
+
+
+def make_cache(base: Path) -> Path:
+    """A cache folder from real ``run_backtest`` runs on the bundled sample data: 5m for AAPL,
+    MSFT and SPY, and 10m with ``--flat-at-close`` (forced exits at a bar's close). Made once
+    per test session, whichever test module asks first."""
+    cache = base / "viz_cache"
+    if (cache / "done").exists():
+        return cache
+    if not (SAMPLE / "AAPL_5m.csv").exists():
+        pytest.skip("bundled sample data missing")
+    for extra in (("--timeframe", "5m"), ("--timeframe", "10m", "--flat-at-close")):
+        args = ["--data-dir", str(SAMPLE), "--cache-dir", str(cache), *PERIOD, *extra]
+        done = subprocess.run(
+            [sys.executable, "-m", "quant_trading.backtesting.run_backtest", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    (cache / "done").touch()
+    return cache
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return make_cache(tmp_path_factory.getbasetemp())
+
+
+def visualizer(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # --export needs none
+    return subprocess.run(
+        [sys.executable, "-m", "quant_trading.visualization.trade_visualizer", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def drawn_markers(chart: TradeChart) -> dict[MarkerKind, list[PathCollection]]:
+    """The scatter collections on the price panel, by the marker kind they carry."""
+    found: dict[MarkerKind, list[PathCollection]] = {kind: [] for kind in MarkerKind}
+    for collection in chart.price_ax.collections:
+        if isinstance(collection, PathCollection) and collection.get_gid():
+            found[MarkerKind(collection.get_gid())].append(collection)
+    return found
+
+
+def arrow_direction(collection: PathCollection) -> str:
+    """'up' or 'down' from the drawn shape: an arrow's head is its widest part."""
+    vertices = collection.get_paths()[0].vertices
+    widest = np.abs(vertices[:, 0]) >= np.abs(vertices[:, 0]).max() - 1e-9
+    return "up" if vertices[widest, 1].mean() > vertices[:, 1].mean() else "down"
+
+
+def hue_name(rgba) -> str:
+    hue = mcolors.rgb_to_hsv(np.asarray(rgba[:3]))[0] * 360
+    ranges = {"red": (345, 375), "orange": (20, 45), "green": (90, 160), "blue": (200, 250)}
+    for name, (low, high) in ranges.items():
+        if low <= hue <= high or low <= hue + 360 <= high:
+            return name
+    return f"hue {hue:.0f}"
+
+
+def new_chart(backtest) -> TradeChart:
+    figure = Figure(figsize=(16, 9), dpi=100)
+    FigureCanvasAgg(figure)
+    chart = TradeChart(figure)
+    chart.set_backtest(backtest)
+    return chart
+
+
+# -- the figure --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timeframe", "symbol"), [("5m", "AAPL"), ("10m", "SPY")])
+def test_one_marker_per_entry_and_exit_with_colour_direction_bar_and_price(
+    cache_dir, timeframe, symbol
+):
+    backtest = read_cache(cache_dir / timeframe / f"{symbol}_backtest.json")
+    trades, candles = backtest.trades, backtest.candles
+    assert len(trades) > 50
+    chart = new_chart(backtest)
+    chart.show(0, len(candles))  # the whole quarter: every trade on screen
+    chart.figure.canvas.draw()
+
+    expected = {
+        MarkerKind.LONG_ENTRY: ("long", "entry", "green", "up"),
+        MarkerKind.LONG_EXIT: ("long", "exit", "blue", "down"),
+        MarkerKind.SHORT_ENTRY: ("short", "entry", "red", "down"),
+        MarkerKind.SHORT_EXIT: ("short", "exit", "orange", "up"),
+    }
+    drawn = drawn_markers(chart)
+    total = 0
+    for kind, (side, end, colour, direction) in expected.items():
+        rows = trades[trades["side"] == side]
+        want_bars = candles.index.get_indexer(rows[f"{end}_time"])
+        assert (want_bars >= 0).all(), "every fill time is a bar's start time"
+        want = sorted(zip(want_bars.tolist(), rows[f"{end}_price"].round(6).tolist()))
+        got = []
+        for collection in drawn[kind]:
+            assert hue_name(collection.get_facecolor()[0]) == colour
+            assert arrow_direction(collection) == direction
+            first = chart.window[0]  # x is the position in the window
+            got += [(first + round(x), round(y, 6)) for x, y in collection.get_offsets()]
+        assert sorted(got) == want, kind
+        total += len(got)
+    assert total == 2 * len(trades)
+    assert [t.get_text() for t in chart.legend.get_texts()] == [
+        "Long entry",
+        "Long exit",
+        "Short entry",
+        "Short exit",
+    ]
+
+
+def test_markers_sit_at_the_fill_price_of_the_fill_bar(cache_dir):
+    # Fills are at a bar's open; exits forced by --flat-at-close fill at that bar's close.
+    backtest = read_cache(cache_dir / "10m" / "MSFT_backtest.json")
+    candles = backtest.candles
+    markers = trade_markers(candles.index, backtest.trades)
+    reasons = backtest.trades["exit_reason"].astype(str)
+    assert (reasons == "session close").sum() > 10
+    for marker in markers:
+        bar = candles.iloc[marker.bar]
+        assert candles.index[marker.bar] == marker.time
+        forced = marker.kind in (MarkerKind.LONG_EXIT, MarkerKind.SHORT_EXIT) and reasons[
+            marker.trade
+        ] in ("session close", "end of data")
+        assert marker.price == pytest.approx(bar["close"] if forced else bar["open"])
+    # A flip exits and enters on one bar: the entry arrow is stacked beyond the exit arrow.
+    flips = [m for m in markers if m.stacked]
+    assert flips and all(m.kind in (MarkerKind.LONG_ENTRY, MarkerKind.SHORT_ENTRY) for m in flips)
+
+
+def test_a_window_draws_only_its_bars_and_markers(cache_dir):
+    backtest = read_cache(cache_dir / "5m" / "AAPL_backtest.json")
+    chart = new_chart(backtest)
+    view = Viewport.ending_at(chart.total, default_width("5m", chart.total), chart.total)
+    assert view.width == 390  # a week of 5-minute bars
+    chart.show(view.start, view.stop)
+    chart.draw()
+    in_view = [m for m in chart.markers if view.start <= m.bar < view.stop]
+    drawn = sum(len(c.get_offsets()) for cs in drawn_markers(chart).values() for c in cs)
+    assert drawn == len(in_view) == len(chart.visible_markers()) > 0
+    bodies = [c for c in chart.price_ax.collections if type(c) is PolyCollection]
+    assert [len(c.get_paths()) for c in bodies] == [390]  # mplfinance's candle bodies
+    assert len(chart.volume_bars.get_paths()) == 390
+    assert len(chart.macd_line.get_xdata()) == 390 and len(chart.hist_bars.get_paths()) == 390
+    span = (
+        chart.overview_span.get_x(),
+        chart.overview_span.get_x() + chart.overview_span.get_width(),
+    )
+    assert span[0] == view.start and span[1] == pytest.approx(view.stop - 1)
+    assert f"{candles_time(chart, view.start):%Y-%m-%d %H:%M}" in chart.price_ax.get_title("right")
+
+
+def candles_time(chart: TradeChart, bar: int):
+    return chart.time_of(bar)
+
+
+def test_header_shows_the_cache_statistics(cache_dir):
+    backtest = read_cache(cache_dir / "5m" / "MSFT_backtest.json")
+    stats = backtest.statistics
+    chart = new_chart(backtest)
+    header = chart.header
+    assert header == ChartHeader.from_backtest(backtest)
+    assert (header.symbol, header.timeframe) == ("MSFT", "5m")
+    assert header.trades == stats.trades == len(backtest.trades)
+    assert header.net_profit == stats.net_profit
+    assert header.return_pct == stats.return_pct
+    assert header.max_drawdown_pct == stats.max_drawdown_pct
+    title = chart.title_text.get_text()
+    summary = chart.summary_text.get_text()
+    assert "MSFT" in title and "5m" in title
+    assert "MACD (FAST=12, SLOW=26, SIGNAL=9, MODE=long_short)" in title
+    assert "Period 2026-06-01 09:30 – 2026-08-31 15:" in summary
+    assert f"Closed trades {stats.trades:,}" in summary
+    assert f"Net Profit [$] {stats.net_profit:,.2f}" in summary
+    assert f"Return [%] {stats.return_pct:+.2f}" in summary
+    assert f"Max. Drawdown [%] {stats.max_drawdown_pct:.2f}" in summary
+
+
+def test_message_replaces_the_chart():
+    chart = TradeChart()
+    chart.show_message("No *_backtest.json files in x/5m. Run a backtest first")
+    assert "Run a backtest first" in chart.message
+    assert not chart.price_ax.get_visible()
+
+
+# -- navigation ----------------------------------------------------------------------------
+
+
+def test_viewport_moves_stay_inside_the_data():
+    view = Viewport.ending_at(20_000, 390, 20_000)
+    assert (view.start, view.stop) == (19_610, 20_000)
+    assert view.scrolled(100) == view  # already at the end
+    assert view.scrolled(-39).start == 19_571
+    assert view.moved_to(0.0).start == 0 and view.moved_to(0.5).start == 10_000
+    assert view.fractions() == pytest.approx((19_610 / 20_000, 1.0))
+    zoomed = view.moved_to(0.5).zoomed(0.5)
+    assert zoomed.width == 195 and zoomed.center == view.moved_to(0.5).center
+    assert view.zoomed(1e-6).width == MIN_BARS and view.zoomed(1e6).width == MAX_BARS
+    shown = view.moved_to(0.1).showing(5_000, 5_010)
+    assert shown.contains(5_000) and shown.contains(5_010) and shown.width == 390
+    long_trade = view.showing(1_000, 1_900)
+    assert long_trade.contains(1_000) and long_trade.contains(1_900)
+    assert Viewport(0, 390, 100).clamped() == Viewport(0, 100, 100)
+    assert default_width("5m", 40_000) == 390 and default_width("10m", 40_000) == 195
+    assert default_width("1m", 40_000) == 1_000 and default_width("1d", 40_000) == 120
+
+
+# -- the cache folder ----------------------------------------------------------------------
+
+
+def test_scan_lists_timeframes_and_symbols_and_skips_unreadable_files(cache_dir, tmp_path):
+    catalog = scan_cache(cache_dir)
+    assert catalog.timeframes == ["5m", "10m"]
+    assert catalog.symbols("5m") == ["AAPL", "MSFT", "SPY"]
+
+    broken = tmp_path / "cache"
+    (broken / "5m").mkdir(parents=True)
+    (broken / "notes").mkdir()  # not a timeframe: ignored
+    shutil.copy(cache_dir / "5m" / "AAPL_backtest.json", broken / "5m")
+    (broken / "5m" / "MSFT_backtest.json").write_text('{"schema": "quant_trading.backtest/1", ')
+    (broken / "5m" / "SPY_backtest.json").write_text('{"schema": "something/else"}')
+    catalog = scan_cache(broken)
+    assert catalog.timeframes == ["5m"]
+    assert catalog.load("5m", "AAPL").symbol == "AAPL"
+    for symbol in ("MSFT", "SPY"):
+        with pytest.raises(CacheError, match=f"{symbol}_backtest.json"):
+            catalog.load("5m", symbol)
+    assert catalog.symbols("5m") == ["AAPL"]
+    assert sorted(p.name for p in catalog.skipped) == ["MSFT_backtest.json", "SPY_backtest.json"]
+
+    missing = scan_cache(tmp_path / "nowhere")
+    assert missing.timeframes == [] and "does not exist" in missing.missing_message("5m")
+    assert "run_backtest --timeframe 5m" in missing.missing_message("5m")
+    (tmp_path / "empty" / "5m").mkdir(parents=True)
+    empty = scan_cache(tmp_path / "empty").missing_message("5m")
+    assert "No *_backtest.json files in" in empty and "Run a backtest first" in empty
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def test_export_writes_a_png_of_the_chosen_week(cache_dir, tmp_path):
+    out = tmp_path / "aapl.png"
+    result = visualizer(
+        "--timeframe",
+        "5m",
+        "--cache-dir",
+        str(cache_dir),
+        "--export",
+        str(out),
+        "--symbol",
+        "aapl",
+        "--start",
+        "2026-07-06",
+        "--end",
+        "2026-07-10",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith(f"Wrote {out}: AAPL 5m, 2026-07-06 09:30 .. 2026-07-10 15:55")
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (1600, 900)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert len(colours) > 500  # a chart, not a blank page
+
+
+def test_export_without_dates_shows_the_last_week(cache_dir, tmp_path):
+    out = tmp_path / "spy.png"
+    result = visualizer("--cache-dir", str(cache_dir), "--export", str(out), "--symbol", "SPY")
+    assert result.returncode == 0, result.stderr
+    assert "SPY 5m, 2026-08-25 09:30 .. 2026-08-31 15:55 (390 bars" in result.stdout
+    assert out.stat().st_size > 50_000
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--export", "x.png"), 2, "--export needs --symbol"),
+        (("--export", "x.png", "--symbol", "TSLA"), 2, "no 5m cache for TSLA"),
+        (("--export", "x.png", "--symbol", "AAPL", "--start", "soon"), 2, "--start 'soon'"),
+        (
+            (
+                "--export",
+                "x.png",
+                "--symbol",
+                "AAPL",
+                "--start",
+                "2026-08-01",
+                "--end",
+                "2026-07-01",
+            ),
+            2,
+            "--start must be before --end",
+        ),
+        (
+            (
+                "--export",
+                "x.png",
+                "--symbol",
+                "AAPL",
+                "--start",
+                "2020-01-01",
+                "--end",
+                "2020-02-01",
+            ),
+            2,
+            "no AAPL bars in that period",
+        ),
+        (("--export", "x.txt", "--symbol", "AAPL"), 2, "use a .png"),
+        (("--timeframe", "3m", "--export", "x.png", "--symbol", "AAPL"), 1, "run_backtest"),
+        (("--colour", "red"), 2, "unrecognized arguments: --colour red"),
+    ],
+)
+def test_bad_arguments_get_one_line(cache_dir, tmp_path, args, code, message):
+    result = visualizer("--cache-dir", str(cache_dir), *args, cwd=tmp_path)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert result.stderr.startswith("trade_visualizer: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_export_reports_a_corrupt_cache_by_name(tmp_path):
+    (tmp_path / "5m").mkdir()
+    (tmp_path / "5m" / "AAPL_backtest.json").write_text("{ half a file")
+    result = visualizer("--cache-dir", str(tmp_path), "--export", "x.png", "--symbol", "AAPL")
+    assert result.returncode == 1
+    assert "AAPL_backtest.json: not valid JSON" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_window_without_a_display_points_to_export(cache_dir):
+    result = visualizer("--cache-dir", str(cache_dir))  # DISPLAY removed
+    assert result.returncode == 1
+    assert result.stderr.startswith("trade_visualizer: error: cannot open a window")
+    assert "use --export FILE.png" in result.stderr and "Traceback" not in result.stderr
