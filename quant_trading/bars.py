@@ -21,7 +21,7 @@ import pandas as pd
 from numba import njit
 
 from .macd import macd
-from .timeframes import Timeframe, parse_timeframe
+from .timeframes import EXCHANGE_TZ, Timeframe, parse_timeframe
 
 __all__ = [
     "EXCHANGE_TZ",
@@ -33,7 +33,6 @@ __all__ = [
     "with_macd",
 ]
 
-EXCHANGE_TZ = "America/New_York"
 OHLCV = ["open", "high", "low", "close", "volume"]
 MACD_COLUMNS = ["MACD", "Signal", "Hist"]
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Timeframe", "parse_timeframe", "IB_BAR_SIZES", "TimeframeError"]
+__all__ = ["EXCHANGE_TZ", "Timeframe", "parse_timeframe", "IB_BAR_SIZES", "TimeframeError"]
+
+#: US stock sessions, bar labels and naive times in users' files are New York time.
+EXCHANGE_TZ = "America/New_York"
 
 
 class TimeframeError(ValueError):

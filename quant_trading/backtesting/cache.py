@@ -15,16 +15,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..bars import EXCHANGE_TZ
-from .runner import SymbolResult
+from ..timeframes import EXCHANGE_TZ
 from .statistics import Statistics
+
+if TYPE_CHECKING:  # the readers (visualizer, web) should not pay for the engine's imports
+    from .runner import SymbolResult
 
 __all__ = ["SCHEMA", "CacheError", "CachedBacktest", "cache_path", "write_cache", "read_cache"]
 
