@@ -129,7 +129,10 @@ def aggregate(bars: pd.DataFrame, timeframe: Timeframe | str) -> pd.DataFrame:
     *result, grid = _aggregate_kernel(utc_ns, local_ns, width_ns, *columns)
     if grid < 0:
         raise ValueError("bars must be sorted by time before aggregation")
-    if grid > 0 and width_ns % grid:  # e.g. 5-minute bars cannot make 3-minute bars
+    # e.g. 5-minute bars cannot make 3-minute bars. A grid that is a multiple of the width
+    # passes: few or sparse bars (one bar at 13:30 has a 13.5 h grid) are no evidence of a
+    # coarse source.
+    if grid > 0 and width_ns % grid and grid % width_ns:
         raise ValueError(
             f"cannot build {tf.name} bars from bars on a {grid / 1e9:g}s grid: "
             "the source must be finer than the target and divide it"

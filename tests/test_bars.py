@@ -171,3 +171,8 @@ def test_with_macd_adds_the_core_columns():
     expected = macd(bars["close"].to_numpy())
     np.testing.assert_array_equal(out["Hist"].to_numpy(), expected.hist)
     assert list(out.columns) == [*OHLCV, "MACD", "Signal", "Hist"] and "MACD" not in bars
+
+
+def test_a_few_bars_on_any_grid_still_aggregate():
+    bars = minute_bars(days=1).iloc[[0]]  # one bar: its "grid" is its own time of day
+    assert len(aggregate(bars, "1m")) == 1 and len(aggregate(bars, "5m")) == 1
