@@ -1,0 +1,78 @@
+"""``python -m quant_trading.simulator`` as a user runs it: one line saying where it listens,
+real clients served, a clean stop on Ctrl-C, and one-line errors for bad flags."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from quant_trading.simulator.testing import DEMO_START
+
+
+def _lines(stream, out: queue.Queue) -> None:
+    for line in iter(stream.readline, ""):
+        out.put(line)
+    out.put(None)
+
+
+@pytest.fixture
+def run_cli():
+    procs = []
+
+    def start(*args):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "quant_trading.simulator", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+        procs.append(proc)
+        return proc, lines
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_cli_serves_clients_and_stops_on_ctrl_c(run_cli, sim_data, ibapi_client, tmp_path):
+    account = tmp_path / "acct.json"
+    account.write_text(json.dumps({"account": "DU1111111", "cash": {"USD": 5000}}))
+    proc, lines = run_cli(
+        "--port", "0", "--data-dir", str(sim_data[0]), "--speed", "0",
+        "--start", "2026-10-30 10:00", "--account-file", str(account),
+    )  # fmt: skip
+    first = lines.get(timeout=30)
+    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", first or "")
+    assert match, first
+    assert "AAPL, MSFT, SPY" in first and "2026-10-30 10:00" in first
+    client = ibapi_client(int(match.group(1)), 1)
+    assert client.of("managedAccounts") == [("DU1111111",)]
+    client.app.reqCurrentTime()
+    client.wait(lambda: client.of("currentTime"), 5, "currentTime")
+    assert client.of("currentTime") == [(int(DEMO_START.timestamp()),)]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
+    assert "stopped" in lines.get(timeout=5)
+    client.wait(lambda: client.of("connectionClosed"), 5, "connection closed by the server")
+    assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--host", "10.1.2.3"), "not a loopback address; pass --allow-remote"),
+    (("--server-version", "201"), "--server-version must be 157..178"),
+    (("--account-file", "/nonexistent/acct.json"), "acct.json: account file not found"),
+])  # fmt: skip
+def test_cli_errors_are_one_line(run_cli, args, message):
+    proc, _ = run_cli("--port", "0", *args)
+    assert proc.wait(30) == 2
+    err = proc.stderr.read()
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
