@@ -188,10 +188,31 @@ def plan_chunks(
                 chunks.append(Chunk(chunk_start, day_end, f"{count} D"))
             cursor = first_day - pd.Timedelta(seconds=1)
         return chunks
+    # A request's window may start inside a bar, and the bar TWS builds there can be cut
+    # short. So each next (older) request ends at the first bar boundary at or after that
+    # window start (midnight for day-long and longer steps, where no session is split):
+    # the bar is fetched whole once more, and the older request's copy wins the merge.
+    step = pd.Timedelta(days=1) if unit != "S" else pd.Timedelta(seconds=_bar_seconds(bar_size))
     cursor = end
     while cursor > start:
-        chunk_start = max(range_start(cursor, count, unit), start)
+        window_start = range_start(cursor, count, unit)
+        chunk_start = max(window_start, start)
         if _has_session(chunk_start, cursor, days, all_hours):
             chunks.append(Chunk(chunk_start, cursor, f"{count} {unit}"))
-        cursor = chunk_start
+        cursor = _ceil(window_start, step)
+        if cursor >= chunks[-1].end if chunks else cursor >= end:  # never loop in place
+            cursor = window_start
     return chunks
+
+
+def _bar_seconds(bar_size: str) -> int:
+    return parse_timeframe(bar_size).seconds or 86400
+
+
+def _ceil(stamp: pd.Timestamp, step: pd.Timedelta) -> pd.Timestamp:
+    """``stamp`` rounded up to a multiple of ``step`` on the local clock."""
+    if step >= pd.Timedelta(days=1):
+        day = stamp.normalize()
+        return day if day == stamp else day + pd.Timedelta(days=1)
+    offset = (stamp - stamp.normalize()) % step
+    return stamp if offset == pd.Timedelta(0) else stamp + (step - offset)

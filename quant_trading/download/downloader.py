@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 #: IB refuses bars of 30 seconds or less older than six months.
 SMALL_BAR_SECONDS = 30
-PACING_RETRIES = 6
+#: After a 162 pacing answer: wait 2, 4, ... 60 s between tries, for up to about 11 minutes
+#: in all, longer than IB's 10-minute window (other clients may have used it up).
+PACING_RETRIES = 16
 NO_DATA = "no data"
 
 

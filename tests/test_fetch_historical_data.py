@@ -1,0 +1,348 @@
+"""The historical data downloader against the simulator: every bar, the fewest requests,
+no pacing violations, merge/update/resume, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from quant_trading.core.pacing import PacingRules
+from quant_trading.csv_store import read_bars
+from quant_trading.download.chunks import parse_end, plan_chunks, range_start
+from quant_trading.download.downloader import ConnectionLost, DownloadRequest, HistoryDownloader
+from quant_trading.macd import macd
+from quant_trading.simulator.pacing import PacingLimits
+from quant_trading.simulator.server import Simulator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = REPO_ROOT / "market_data"
+END = "20261030 10:30:00"  # the simulator's (frozen) market clock
+
+
+def source(symbol: str = "AAPL") -> pd.DataFrame:
+    return read_bars(SAMPLE / f"{symbol}_5m.csv")
+
+
+class CountingSimulator:
+    """A simulator with a frozen clock (speed 0); it counts the historical requests it gets."""
+
+    def __init__(self, **config):
+        self.sim = Simulator(port=0, data_dir=SAMPLE, speed=0.0, **config)
+        self.port = self.sim.start_in_thread()
+
+    @property
+    def requests(self) -> int:
+        return self.sim.historical_requests
+
+    def stop(self):
+        self.sim.stop()
+
+
+@pytest.fixture
+def simulator():
+    sim = CountingSimulator()
+    yield sim
+    sim.stop()
+
+
+def fetch(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "quant_trading.tools.fetch_historical_data", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("IBKR_")},
+    )
+
+
+def test_six_months_of_5m_bars_exactly_with_the_fewest_requests(simulator, tmp_path):
+    result = fetch(
+        "--port",
+        str(simulator.port),
+        "--symbols",
+        "AAPL",
+        "--duration",
+        "6 M",
+        "--bar-size",
+        "5 mins",
+        "--end-datetime",
+        END,
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    end = parse_end(END)
+    start = range_start(end, 6, "M")
+    chunks = plan_chunks(start, end, "5 mins")
+    assert len(chunks) == 27  # 26 weeks and a bit, one "1 W" request each
+    assert simulator.requests == len(chunks)  # historical requests the simulator answered
+    assert (
+        f"[{len(chunks)} request(s)]" in result.stdout and "0 pacing violation(s)" in result.stdout
+    )
+    got = read_bars(tmp_path / "AAPL_5m_bars_macd.csv")
+    want = source().loc[start:end]
+    want = want[want.index < end]  # the 10:30 bar has not started at 10:30:00
+    pd.testing.assert_frame_equal(
+        got[["open", "high", "low", "close", "volume"]], want, check_freq=False
+    )
+    reference = macd(got["close"].to_numpy())
+    assert (abs(got["Hist"].to_numpy()[40:] - reference.hist[40:]) < 1e-9).all()
+    # the downloaded file feeds the backtest unchanged
+    backtest = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "quant_trading.backtesting.run_backtest",
+            "--data-dir",
+            str(tmp_path),
+            "--symbols",
+            "AAPL",
+            "--timeframe",
+            "5m",
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert backtest.returncode == 0, backtest.stderr
+    assert "Period 2026-04-30 .. 2026-10-30" in backtest.stdout
+
+
+def test_shrunk_pacing_windows_still_complete_without_violations(tmp_path):
+    limits = PacingLimits(
+        max_requests=4,
+        window=3.0,
+        identical_window=1.0,
+        same_contract_max=2,
+        same_contract_window=1.0,
+    )
+    sim = CountingSimulator(pacing=limits)
+    try:
+        rules = PacingRules(
+            max_requests=4,
+            window=3.0,
+            identical_window=1.0,
+            per_contract=2,
+            per_contract_window=1.0,
+        )
+        downloader = HistoryDownloader(
+            tmp_path, pacing=rules, progress=False, port=sim.port, env_file=None, timeout=10
+        )
+        assert downloader.connect_to_tws()
+        try:
+            result = downloader.download(DownloadRequest("MSFT", "5 mins", "6 W", parse_end(END)))
+        finally:
+            downloader.disconnect_from_tws()
+        planned = plan_chunks(range_start(parse_end(END), 6, "W"), parse_end(END), "5 mins")
+        assert result.ok and result.requests == len(planned) == 7
+        assert downloader.pacing_errors == 0
+        assert downloader.limiter.waited > 0  # the limiter had to hold requests back
+        got = read_bars(result.path)
+        want = source("MSFT").loc[range_start(parse_end(END), 6, "W") : parse_end(END)]
+        assert got.index.equals(want[want.index < parse_end(END)].index)
+    finally:
+        sim.stop()
+
+
+def test_a_pacing_violation_is_retried(tmp_path):
+    limits = PacingLimits(
+        max_requests=100,
+        window=600.0,
+        identical_window=1.0,
+        same_contract_max=2,
+        same_contract_window=1.0,
+    )
+    sim = CountingSimulator(pacing=limits)
+    try:
+        lax = PacingRules(
+            per_contract=50, margin=0.0
+        )  # lets requests go faster than the sim allows
+        downloader = HistoryDownloader(
+            tmp_path, pacing=lax, progress=False, port=sim.port, env_file=None, timeout=10
+        )
+        assert downloader.connect_to_tws()
+        try:
+            result = downloader.download(DownloadRequest("SPY", "5 mins", "3 W", parse_end(END)))
+        finally:
+            downloader.disconnect_from_tws()
+        assert result.ok and downloader.pacing_errors >= 1
+        start, spy = range_start(parse_end(END), 3, "W"), source("SPY")
+        want = spy[(spy.index >= start) & (spy.index < parse_end(END))]
+        assert read_bars(result.path).index.equals(want.index)
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def forgetful_simulator():
+    """Forgets requests after a second, so re-running a download is not an identical
+    request within 15 s (which the real rule would pace; other tests cover pacing)."""
+    sim = CountingSimulator(pacing=PacingLimits(identical_window=1.0))
+    yield sim
+    sim.stop()
+
+
+def test_interrupted_download_resumes_to_the_same_file(forgetful_simulator, tmp_path):
+    simulator = forgetful_simulator
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    args = [
+        "--port",
+        str(simulator.port),
+        "--symbols",
+        "AAPL",
+        "--duration",
+        "2 M",
+        "--bar-size",
+        "5 mins",
+        "--end-datetime",
+        END,
+    ]
+    assert fetch(*args, "--output-dir", str(whole)).returncode == 0
+
+    downloader = HistoryDownloader(broken, progress=False, port=simulator.port, env_file=None)
+    assert downloader.connect_to_tws()
+    original = downloader._fetch
+    calls = []
+
+    def fetch_then_drop(*a):
+        calls.append(1)
+        if len(calls) == 4:  # TWS goes away while the 4th chunk is being asked for
+            simulator.sim.drop_connections()
+            threading.Event().wait(0.5)
+        return original(*a)
+
+    downloader._fetch = fetch_then_drop
+    with pytest.raises(ConnectionLost):
+        downloader.download(DownloadRequest("AAPL", "5 mins", "2 M", parse_end(END)))
+    downloader.disconnect_from_tws()
+    partial = read_bars(broken / "AAPL_5m_bars_macd.csv")  # intact, just shorter
+    assert 0 < len(partial) < len(read_bars(whole / "AAPL_5m_bars_macd.csv"))
+    assert (broken / ".AAPL_5m_bars_macd.csv.progress.json").exists()
+
+    again = fetch(*args, "--output-dir", str(broken))
+    assert again.returncode == 0, again.stderr
+    assert "3 done earlier" in again.stdout
+    assert (broken / "AAPL_5m_bars_macd.csv").read_bytes() == (
+        whole / "AAPL_5m_bars_macd.csv"
+    ).read_bytes()
+    assert not (broken / ".AAPL_5m_bars_macd.csv.progress.json").exists()
+
+
+def test_update_adds_only_new_bars(simulator, tmp_path):
+    first = fetch(
+        "--port",
+        str(simulator.port),
+        "--symbols",
+        "SPY",
+        "--duration",
+        "1 W",
+        "--bar-size",
+        "5 mins",
+        "--end-datetime",
+        "20261028 16:00:00",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "SPY_5m_bars_macd.csv"
+    before = read_bars(path)
+    update = fetch(
+        "--port", str(simulator.port), "--symbols", "SPY", "--update", "--output-dir", str(tmp_path)
+    )
+    assert update.returncode == 0, update.stderr
+    after = read_bars(path)
+    added = after.index.difference(before.index)
+    want = source("SPY").loc["2026-10-28 16:00":"2026-10-30 10:25"]
+    assert list(added) == list(want.index)
+    pd.testing.assert_frame_equal(
+        after.loc[before.index, ["open", "high", "low", "close", "volume"]],
+        before[["open", "high", "low", "close", "volume"]],
+    )
+    assert f"({len(added):,} new)" in update.stdout
+
+
+def test_errors_per_symbol_and_bad_flags(simulator, tmp_path):
+    result = fetch(
+        "--port",
+        str(simulator.port),
+        "--symbols",
+        "XYZ",
+        "MSFT",
+        "--duration",
+        "2 D",
+        "--bar-size",
+        "1 min",
+        "--end-datetime",
+        END,
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 1
+    assert "XYZ: error: unknown symbol (TWS: no security definition)" in result.stdout
+    assert "MSFT: " in result.stdout and (tmp_path / "MSFT_1m_bars_macd.csv").exists()
+    for args, message in (
+        (["--duration", "6 X"], "--duration '6 X': use '<number> <unit>'"),
+        (["--bar-size", "7 mins"], "--bar-size '7 mins': use one of"),
+        (["--end-datetime", "tomorrow-ish"], "--end-datetime 'tomorrow-ish'"),
+        (["--what-to-show", "volume"], "argument --what-to-show: invalid choice"),
+    ):
+        bad = fetch("--port", str(simulator.port), "--symbols", "AAPL", *args)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert message in bad.stderr
+    closed = fetch("--port", "1", "--symbols", "AAPL", "--timeout", "5")
+    assert closed.returncode == 1 and "cannot connect to TWS" in closed.stderr
+
+
+def test_existing_damaged_file_is_left_alone(simulator, tmp_path):
+    damaged = tmp_path / "AAPL_5m_bars_macd.csv"
+    damaged.write_text("time,open,high,low,close,volume\nnot a time,1,1,1,1,1\n")
+    before = damaged.read_bytes()
+    result = fetch(
+        "--port",
+        str(simulator.port),
+        "--symbols",
+        "AAPL",
+        "--duration",
+        "1 W",
+        "--end-datetime",
+        END,
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 1 and "line 2: cannot read time" in result.stdout
+    assert damaged.read_bytes() == before
+    shutil.rmtree(tmp_path)
+
+
+def test_daily_bars_come_back_as_dates(simulator, tmp_path):
+    from quant_trading.bars import aggregate
+
+    result = fetch(
+        "--port",
+        str(simulator.port),
+        "--symbols",
+        "SPY",
+        "--duration",
+        "2 Y",
+        "--bar-size",
+        "1 day",
+        "--end-datetime",
+        "2026-10-29",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    got = read_bars(tmp_path / "SPY_1d_bars_macd.csv")
+    want = aggregate(source("SPY"), "1d").loc[:"2026-10-29"]
+    assert (got.index.hour == 0).all() and got.index.equals(want.index)
+    assert (got["close"] == want["close"]).all() and (got["volume"] == want["volume"]).all()
