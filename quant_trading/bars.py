@@ -197,11 +197,6 @@ class BarAggregator:
         """The bar being built (not finished), or None."""
         return self._make_bar() if self.has_open_bar else None
 
-    @property
-    def bar_end(self) -> float:
-        """Epoch seconds at which the open bar ends (-inf when there is none)."""
-        return self._end
-
     def add_trade(self, time: float, price: float, size: float) -> Bar | None:
         """Add one trade at epoch seconds ``time``; return the bar it finished, if any."""
         if self._start <= time < self._end:  # hot path: same bin

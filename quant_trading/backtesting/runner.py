@@ -5,15 +5,15 @@ This is the library behind ``run_backtest``; the web API calls it too. No printi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from ..bars import EXCHANGE_TZ
 from ..strategy import StrategyConfig
-from .datafiles import SymbolData
+from .datafiles import MissingDataError, SymbolData, load_symbol
 from .engine import Costs, Sizing, simulate
 from .statistics import Statistics, compute_statistics
 
@@ -161,11 +161,6 @@ def period_label(result: SymbolResult) -> str:
     return f"{index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d}" if len(index) else "empty"
 
 
-def finite(value: float) -> float | None:
-    """None for NaN/inf (JSON null), else the value."""
-    return value if value is not None and math.isfinite(value) else None
-
-
 @dataclass
 class RunResult:
     """A multi-symbol run: results per symbol, the portfolio, and the symbols skipped."""
@@ -177,8 +172,6 @@ class RunResult:
 
 def _run_one(config: StrategyConfig, data_dir: str, symbol: str, options: BacktestOptions):
     # Top-level so worker processes can pickle it.
-    from .datafiles import MissingDataError, load_symbol
-
     try:
         data = load_symbol(data_dir, symbol, config.timeframe)
     except MissingDataError as exc:
@@ -199,10 +192,6 @@ def run_symbols(
     """Backtest every symbol of ``config`` (in ``jobs`` processes). Symbols without data are
     skipped with the reason; a malformed file raises DataFileError; none at all raises
     MissingDataError."""
-    from tqdm import tqdm
-
-    from .datafiles import MissingDataError
-
     symbols = list(config.symbols)
     # tqdm's disable=None shows the bar only on a terminal; one symbol needs no bar.
     show = None if progress is None and len(symbols) > 1 else bool(progress)
