@@ -346,3 +346,16 @@ def test_daily_bars_come_back_as_dates(simulator, tmp_path):
     want = aggregate(source("SPY"), "1d").loc[:"2026-10-29"]
     assert (got.index.hour == 0).all() and got.index.equals(want.index)
     assert (got["close"] == want["close"]).all() and (got["volume"] == want["volume"]).all()
+
+
+def test_a_warning_does_not_fail_the_request(simulator, caplog):
+    """TWS answers an end time without a zone with warning 2174 and still sends the bars."""
+    from quant_trading.core.ibkr_connection import IBKRConnection, stock
+
+    connection = IBKRConnection(port=simulator.port, env_file=None, timeout=10)
+    assert connection.connect_to_tws()
+    try:
+        bars = connection.historical_bars(stock("AAPL"), "20261029 16:00:00", "1 D", "5 mins")
+    finally:
+        connection.disconnect_from_tws()
+    assert len(bars) == 78 and "TWS warning 2174" in caplog.text

@@ -483,6 +483,9 @@ class IBKRConnection(EWrapper, EClient):
         if code in INFO_CODES:
             log.debug("TWS notice %d: %s", code, message)
             return
+        if 2100 <= code < 3000:  # IB's warnings (e.g. 2174 about time zones) end no request
+            log.warning("TWS warning %d (request %d): %s", code, reqId, message)
+            return
         if code == CLIENT_ID_IN_USE:
             self._connect_failure = f"client id {self.settings.client_id} is already in use"
             return
