@@ -18,14 +18,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Warnings (and with ``verbose`` everything from quant_trading) to stderr."""
+def setup_logging(verbose: bool = False, live_tool: bool = False) -> None:
+    """Warnings (and with ``verbose`` everything from quant_trading) to stderr. A
+    ``live_tool`` reports connection failures itself, so the connection's own error log is
+    kept out of its output unless ``verbose``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("quant_trading").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if live_tool and not verbose:
+        logging.getLogger("quant_trading.core.ibkr_connection").setLevel(logging.CRITICAL)
     logging.addLevelName(logging.WARNING, "warning")
     logging.addLevelName(logging.ERROR, "error")
 

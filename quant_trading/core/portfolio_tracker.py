@@ -367,8 +367,7 @@ def _parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _parser().parse_args(argv)
-    setup_logging(args.verbose)
-    logging.getLogger("quant_trading.core.ibkr_connection").setLevel(logging.CRITICAL)
+    setup_logging(args.verbose, live_tool=True)
     try:
         tracker = PortfolioTracker(
             client_id=args.client_id, host=args.host, port=args.port,

@@ -452,10 +452,7 @@ def _parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _parser().parse_args(argv)
-    setup_logging(args.verbose)
-    logging.getLogger("quant_trading.core.ibkr_connection").setLevel(
-        logging.DEBUG if args.verbose else logging.CRITICAL
-    )
+    setup_logging(args.verbose, live_tool=True)
     try:
         timeframes = [parse_timeframe(t).name for t in args.timeframes]
         settings = load_settings()

@@ -10,7 +10,6 @@ what is newer than the file; an interrupted run resumes when the same command ru
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -81,10 +80,7 @@ def _parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; 0 when every symbol completed, 1 otherwise, 2 for bad arguments."""
     args = _parser().parse_args(argv)
-    setup_logging(args.verbose)
-    logging.getLogger("quant_trading.core.ibkr_connection").setLevel(
-        logging.DEBUG if args.verbose else logging.CRITICAL
-    )
+    setup_logging(args.verbose, live_tool=True)
     try:
         bar_size = check_bar_size(args.bar_size)
         parse_duration(args.duration)
