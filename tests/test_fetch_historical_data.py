@@ -3,7 +3,6 @@ no pacing violations, merge/update/resume, and clear errors."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import run_module
 
 from quant_trading.core.pacing import PacingRules
 from quant_trading.csv_store import read_bars
@@ -53,14 +53,7 @@ def simulator():
 
 
 def fetch(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "quant_trading.tools.fetch_historical_data", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("IBKR_")},
-    )
+    return run_module("quant_trading.tools.fetch_historical_data", *args, timeout=timeout)
 
 
 def test_six_months_of_5m_bars_exactly_with_the_fewest_requests(simulator, tmp_path):

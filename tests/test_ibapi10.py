@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_runner import run_module
 
 from quant_trading.csv_store import read_bars
 from quant_trading.simulator.server import Simulator
@@ -24,10 +25,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def run(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IBKR_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return subprocess.run([PYTHON, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO_ROOT, env=env)  # fmt: skip
+    return run_module(
+        module, *args, python=PYTHON, env={"PYTHONPATH": str(REPO_ROOT)}, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,13 @@ dropped connection and reconnect; and its errors."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import run_module
 
 from quant_trading.bars import aggregate
 from quant_trading.csv_store import read_bars
@@ -99,14 +97,7 @@ def test_live_bars_equal_the_source_across_a_reconnect(simulator, tmp_path):
 
 
 def tracker_cli(*args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "quant_trading.data.market_data_tracker", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("IBKR_")},
-    )
+    return run_module("quant_trading.data.market_data_tracker", *args, timeout=timeout)
 
 
 def test_cli_prints_quotes_in_the_seed_format_and_bars(simulator):

@@ -4,14 +4,12 @@ would: the CLI's text and JSON must show what the simulator's account says."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run_module
 
 from quant_trading.core.ibkr_connection import ConnectionConfigError, IBKRConnection
 from quant_trading.simulator.server import Simulator
@@ -31,14 +29,7 @@ def simulator():
 
 
 def tracker(*args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "quant_trading.core.portfolio_tracker", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("IBKR_")},
-    )
+    return run_module("quant_trading.core.portfolio_tracker", *args, timeout=timeout)
 
 
 def test_json_equals_the_simulated_account(simulator):

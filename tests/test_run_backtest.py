@@ -3,14 +3,12 @@ and every kind of bad input."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_module
 
 from quant_trading.backtesting.cache import SCHEMA, CacheError, read_cache
 
@@ -18,15 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "market_data"
 
 
-def run(*args, cwd=REPO_ROOT, env=None, timeout=120):
-    environment = {**os.environ, **(env or {})}
-    environment.pop("ACTIVE_STRATEGY", None) if "ACTIVE_STRATEGY" not in (env or {}) else None
-    return subprocess.run(
-        [sys.executable, "-m", "quant_trading.backtesting.run_backtest", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
+def run(*args, env=None, timeout=120):
+    # ACTIVE_STRATEGY is dropped unless the test sets it: the file's setting must decide.
+    return run_module(
+        "quant_trading.backtesting.run_backtest",
+        *args,
+        drop=("ACTIVE_STRATEGY",),
+        env=env,
         timeout=timeout,
     )
 

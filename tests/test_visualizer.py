@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
+from cli_runner import run_module
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
@@ -60,14 +60,13 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 def visualizer(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # --export needs none
-    return subprocess.run(
-        [sys.executable, "-m", "quant_trading.visualization.trade_visualizer", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
+    # --export needs no display: run it without one, as on a server.
+    return run_module(
+        "quant_trading.visualization.trade_visualizer",
+        *args,
+        drop=("DISPLAY",),
         timeout=60,
+        cwd=cwd,
     )
 
 
