@@ -29,10 +29,18 @@ import pandas as pd
 
 from quant_trading.backtesting.engine import Costs, Sizing, simulate
 from quant_trading.csv_store import read_bars
-from strategies.macd import positions
+from quant_trading.macd import macd
+from strategies.macd import positions as macd_positions
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS = {"FAST": 12, "SLOW": 26, "SIGNAL": 9, "MODE": "long_short"}
+
+
+def positions(close):
+    """The MACD strategy's target for these closes (its own rule over the core's MACD)."""
+    return macd_positions({"Hist": macd(close).hist}, PARAMS)
+
+
 SIZE = 100
 CASH = 1_000_000.0
 warnings.filterwarnings("ignore")
@@ -49,7 +57,7 @@ def best(func, repeat: int) -> tuple[float, object]:
 
 
 def ours(bars: pd.DataFrame) -> float:
-    target = positions(bars, PARAMS)
+    target = positions(bars["close"])
     sim = simulate(bars, target, capital=CASH, costs=Costs(commission_per_share=0),
                    sizing=Sizing(fixed_shares=SIZE))  # fmt: skip
     return float(sim.equity[-1])
@@ -59,7 +67,7 @@ def ours_full(bars: pd.DataFrame) -> float:
     """What the CLI does per symbol after loading: engine, trades table and statistics."""
     from quant_trading.backtesting.statistics import compute_statistics
 
-    target = positions(bars, PARAMS)
+    target = positions(bars["close"])
     sim = simulate(bars, target, capital=CASH, costs=Costs(commission_per_share=0),
                    sizing=Sizing(fixed_shares=SIZE))  # fmt: skip
     equity = pd.Series(sim.equity, index=bars.index)
@@ -73,7 +81,7 @@ def with_backtesting_py(bars: pd.DataFrame) -> float:
     class Follow(backtesting.Strategy):
         def init(self):
             self.target = self.I(
-                lambda c: positions(pd.DataFrame({"close": c}), PARAMS).astype(float),
+                lambda c: positions(c).astype(float),
                 self.data.Close,
             )
 
@@ -101,7 +109,7 @@ def with_backtesting_py(bars: pd.DataFrame) -> float:
 def with_vectorbt(bars: pd.DataFrame) -> float:
     import vectorbt as vbt
 
-    target = positions(bars, PARAMS).astype(float) * SIZE
+    target = positions(bars["close"]).astype(float) * SIZE
     # The target decided at bar t's close is ordered at bar t+1's open.
     size = np.r_[np.nan, target[:-1]]
     close = bars["close"].to_numpy()
@@ -114,7 +122,7 @@ def with_vectorbt(bars: pd.DataFrame) -> float:
 def with_backtrader(bars: pd.DataFrame) -> float:
     import backtrader as bt
 
-    frame = bars.tz_localize(None).assign(target=positions(bars, PARAMS).astype(float))
+    frame = bars.tz_localize(None).assign(target=positions(bars["close"]).astype(float))
 
     class Feed(bt.feeds.PandasData):
         lines = ("target",)

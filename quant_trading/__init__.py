@@ -1,19 +1,36 @@
 """quant_trading: an Interactive Brokers TWS toolkit.
 
-The pure core (no I/O, no ibapi), shared by the live tools and the backtest:
-:mod:`quant_trading.macd`, :mod:`quant_trading.bars`, :mod:`quant_trading.timeframes`.
-Files: :mod:`quant_trading.csv_store`. Settings: :mod:`quant_trading.settings`.
+The few names a script needs, in the spirit of ``from backtesting import Backtest, Strategy``::
+
+    from quant_trading import Parameter, Strategy, backtest
+
+* :class:`Strategy`, :class:`Parameter`: write a strategy (indicators from
+  :mod:`quant_trading.indicators`, signal helpers from :mod:`quant_trading.signals`);
+* :func:`backtest`: run it (or a registered strategy by name) on stored bars;
+* :class:`IBKRConnection`: the TWS connection to build your own tools on.
+
+The pure core (no I/O, no ibapi) that the live tools and the backtest share:
+:mod:`quant_trading.macd`, :mod:`quant_trading.indicators`, :mod:`quant_trading.bars`,
+:mod:`quant_trading.timeframes`.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["IBKRConnection", "__version__"]
+__all__ = ["Strategy", "Parameter", "backtest", "IBKRConnection", "__version__"]
+
+# Imported on first use: the pure core never pulls in ibapi, and a chart reader never pays
+# for the engine.
+_LAZY = {
+    "Strategy": "quant_trading.strategy",
+    "Parameter": "quant_trading.strategy",
+    "backtest": "quant_trading.backtesting.runner",
+    "IBKRConnection": "quant_trading.core.ibkr_connection",
+}
 
 
 def __getattr__(name: str):
-    # Imported on first use so the pure core never pulls in ibapi.
-    if name == "IBKRConnection":
-        from .core.ibkr_connection import IBKRConnection
+    if name in _LAZY:
+        import importlib
 
-        return IBKRConnection
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'quant_trading' has no attribute {name!r}")

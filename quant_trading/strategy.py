@@ -1,9 +1,17 @@
 """What a strategy is, how one is found by name, and how its settings are read.
 
-A strategy is one module in the top-level ``strategies/`` package that defines ``STRATEGY``,
-a :class:`Strategy`. Its ``positions`` function is pure and vectorized: from a bars frame it
-returns the target position per bar (+1 long, -1 short, 0 flat) decided on information up to
-that bar's close. The backtest and the live tracker call the same function.
+A :class:`Strategy` owns its indicators and its signals. It declares its indicators once
+(``indicators(params)`` returns :mod:`quant_trading.indicators` objects, which compute in
+batch, update bar by bar, and say how to be drawn) and derives its target position per bar
+(+1 long, -1 short, 0 flat) from their values in ``positions(data, params)``, where ``data``
+maps ``open, high, low, close, volume`` and every indicator column to a numpy array. The
+backtest computes the indicators over the whole series; the live tracker and the paper
+trader update them one bar at a time (:class:`StrategyStream`); both call the same
+``positions``, so live and backtest see the same numbers.
+
+Strategies are found in the top-level ``strategies/`` package (one module per strategy that
+defines ``STRATEGY``), in the folders named by ``QT_STRATEGY_PATH`` / ``--strategy-path``, or
+by reference as ``package.module:NAME``.
 
 Settings come from ``strategy.env`` and the environment with the strategy's name as prefix
 (``MACD_FAST=12``); every strategy also has ``<NAME>_TIMEFRAME`` and ``<NAME>_SYMBOLS``.
@@ -12,26 +20,43 @@ Settings come from ``strategy.env`` and the environment with the strategy's name
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
+import os
 import pkgutil
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .drawing import Drawing
+from .indicators import Indicator
 from .settings import split_symbols
-from .timeframes import TimeframeError, parse_timeframe
+from .timeframes import Timeframe, TimeframeError, parse_timeframe
 
 __all__ = [
     "Parameter",
     "Strategy",
     "StrategyConfig",
     "StrategyError",
+    "StrategyStream",
+    "StreamPoint",
     "registered_strategies",
     "get_strategy",
     "configure",
+    "STRATEGY_PATH_SETTING",
 ]
+
+log = logging.getLogger(__name__)
+
+#: Setting (environment or strategy.env) with extra strategy folders, os.pathsep-separated.
+STRATEGY_PATH_SETTING = "QT_STRATEGY_PATH"
+_BARS = ("open", "high", "low", "close", "volume")
 
 
 class StrategyError(ValueError):
@@ -40,13 +65,16 @@ class StrategyError(ValueError):
 
 @dataclass(frozen=True)
 class Parameter:
-    """One tunable setting. ``kind`` converts the text from strategy.env (int, float or str)."""
+    """One tunable setting. ``kind`` converts the text from strategy.env (int, float or str);
+    a numeric parameter accepts values within ``bounds`` (inclusive; None on a side means
+    unbounded there), or any positive value when it declares none."""
 
     name: str
     default: Any
     kind: type = int
     choices: tuple[str, ...] = ()
     help: str = ""
+    bounds: tuple[float | None, float | None] | None = None
 
     def parse(self, text: str, setting: str) -> Any:
         """Convert ``text`` (the value of ``setting``) or raise StrategyError naming it."""
@@ -59,33 +87,59 @@ class Parameter:
             parsed = self.kind(value)
         except ValueError:
             raise StrategyError(f"{setting}={text!r} is not {_article(self.kind)}") from None
-        if self.kind in (int, float) and parsed <= 0:
-            raise StrategyError(f"{setting}={text!r} must be positive")
+        problem = self.check(parsed)
+        if problem:
+            raise StrategyError(f"{setting}={text!r} {problem}")
         return parsed
+
+    def check(self, value: Any) -> str:
+        """'' if ``value`` is allowed, else why not (``must be between 2 and 100``)."""
+        if self.choices:
+            return "" if value in self.choices else f"must be one of {', '.join(self.choices)}"
+        if self.kind not in (int, float):
+            return ""
+        if self.bounds is None:
+            return "" if value > 0 else "must be positive"
+        low, high = self.bounds
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                return f"must be between {low:g} and {high:g}"
+            return f"must be at least {low:g}" if low is not None else f"must be at most {high:g}"
+        return ""
+
+
+def _no_checks(params: Mapping[str, Any]) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A registered strategy: its name, parameters, defaults and position function."""
+    """A strategy: its name, parameters, indicators and position rule."""
 
     name: str
     description: str
     parameters: tuple[Parameter, ...]
-    default_symbols: tuple[str, ...]
-    default_timeframe: str
-    #: (bars, params) -> target position per bar, an int8 array of -1/0/+1.
-    positions: Callable[[pd.DataFrame, Mapping[str, Any]], np.ndarray]
-    #: (bars, params) -> bars with the strategy's indicator columns added (for charts/cache).
-    indicators: Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame]
-    #: Timeframes the strategy may run on (e.g. the live tracker's aggregations).
-    timeframes: tuple[str, ...] = ("1m", "3m", "5m", "10m")
+    #: params -> the indicators it uses (their columns are what ``positions`` reads).
+    indicators: Callable[[Mapping[str, Any]], Sequence[Indicator]]
+    #: (data, params) -> target position per bar (+1/0/-1), deciding bar t from bars <= t.
+    positions: Callable[[Mapping[str, np.ndarray], Mapping[str, Any]], np.ndarray]
+    default_symbols: tuple[str, ...] = ("SPY",)
+    default_timeframe: str = "5m"
+    #: Bar sizes it may run on; None: any size the data can be aggregated to (5m, 15m, 1h...).
+    timeframes: tuple[str, ...] | None = None
     #: Checks across parameters (e.g. fast < slow); raises ValueError.
-    validate: Callable[[Mapping[str, Any]], None] = field(default=lambda params: None)
+    validate: Callable[[Mapping[str, Any]], None] = _no_checks
+    #: What a rise / a fall of the target means, for the live tracker's marks.
+    signal_text: tuple[str, str] = ("{name}: target up to {side}", "{name}: target down to {side}")
 
     @property
     def prefix(self) -> str:
         """Setting prefix: ``MACD`` for ``MACD_FAST``."""
         return self.name.upper()
+
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter at its default."""
+        return {p.name: p.default for p in self.parameters}
 
 
 @dataclass(frozen=True)
@@ -94,36 +148,173 @@ class StrategyConfig:
 
     strategy: Strategy
     params: dict[str, Any]
-    timeframe: str
+    timeframe: Timeframe
     symbols: tuple[str, ...]
 
+    @cached_property
+    def indicators(self) -> tuple[Indicator, ...]:
+        """The indicators these parameters make (checked: no two share a column)."""
+        made = tuple(self.strategy.indicators(self.params))
+        seen = set(_BARS)
+        for indicator in made:
+            for column in indicator.columns:
+                if column in seen:
+                    raise StrategyError(
+                        f"{self.strategy.name}: indicator column {column!r} is used twice"
+                    )
+                seen.add(column)
+        return made
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every indicator column, in declaration order."""
+        return tuple(c for indicator in self.indicators for c in indicator.columns)
+
+    @property
+    def drawing(self) -> list[Drawing]:
+        """How to draw each indicator (what the cache stores for the charts)."""
+        return [indicator.drawing for indicator in self.indicators]
+
+    def compute(self, bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Batch: the bars' OHLCV arrays plus every indicator column, all as long as ``bars``."""
+        data = {c: np.ascontiguousarray(bars[c], dtype=np.float64) for c in _BARS}
+        for indicator in self.indicators:
+            data.update(indicator.compute(data))
+        return data
+
+    def positions_from(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Target position per bar from computed ``data`` (see :meth:`compute`), checked."""
+        out = np.asarray(self.strategy.positions(data, self.params))
+        n = len(data["close"])
+        if out.shape != (n,):
+            raise StrategyError(
+                f"{self.strategy.name}: positions returned shape {out.shape}, expected ({n},)"
+            )
+        return out.astype(np.int8, copy=False)
+
     def positions(self, bars: pd.DataFrame) -> np.ndarray:
-        """Target position per bar for ``bars`` (see :class:`Strategy`)."""
-        return self.strategy.positions(bars, self.params)
+        """Target position per bar for ``bars``."""
+        return self.positions_from(self.compute(bars))
 
-    def indicators(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """``bars`` with this strategy's indicator columns."""
-        return self.strategy.indicators(bars, self.params)
+    def stream(self) -> StrategyStream:
+        """A fresh bar-by-bar runner of this strategy (see :class:`StrategyStream`)."""
+        return StrategyStream(self)
+
+    def describe(self) -> str:
+        """``MACD (FAST=12, SLOW=26, SIGNAL=9, MODE=long_short)``"""
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.strategy.name} ({params})" if params else self.strategy.name
 
 
-def registered_strategies() -> dict[str, Strategy]:
-    """All strategies in the ``strategies`` package, by upper-case name."""
+@dataclass(frozen=True)
+class StreamPoint:
+    """The strategy after one more finished bar: its indicator values and target position."""
+
+    values: dict[str, float]
+    position: int
+    previous: int  # the target before this bar
+
+
+class StrategyStream:
+    """The strategy bar by bar, for live bars: :meth:`update` takes one finished bar and
+    returns the indicator values at it (from each indicator's streaming state, equal to the
+    batch values) and the target position (``positions`` over the bars so far, which is the
+    batch result at that bar since a strategy decides bar t from bars up to t)."""
+
+    def __init__(self, config: StrategyConfig) -> None:
+        self.config = config
+        self._states = [indicator.stream() for indicator in config.indicators]
+        self._columns = [indicator.columns for indicator in config.indicators]
+        self._data = {c: np.empty(256) for c in (*_BARS, *config.columns)}
+        self._count = 0
+        self.position = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def update(self, bar) -> StreamPoint:
+        """Add a finished bar (anything with open/high/low/close/volume attributes or keys)."""
+        row = {c: float(bar[c] if isinstance(bar, Mapping) else getattr(bar, c)) for c in _BARS}
+        values: dict[str, float] = {}
+        for state, columns in zip(self._states, self._columns):
+            values.update(zip(columns, state.update(row), strict=True))
+        if self._count == len(self._data["close"]):
+            self._data = {c: np.resize(a, 2 * len(a)) for c, a in self._data.items()}
+        for c, v in (*row.items(), *values.items()):
+            self._data[c][self._count] = v
+        self._count += 1
+        previous = self.position
+        self.position = int(self.config.positions_from(self.arrays())[-1])
+        return StreamPoint(values, self.position, previous)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything seen so far as arrays (views, valid until the next update)."""
+        return {c: a[: self._count] for c, a in self._data.items()}
+
+
+# -- finding strategies --------------------------------------------------------------------
+
+
+def _from_module(module, found: dict[str, Strategy], where: str) -> None:
+    spec = getattr(module, "STRATEGY", None)
+    if isinstance(spec, Strategy):
+        key = spec.name.upper()
+        if key in found:
+            log.info("%s: strategy %s already found; keeping the first", where, key)
+        else:
+            found[key] = spec
+
+
+def _load_file(path: Path):
+    # A unique, importable name: worker processes (--jobs) find the functions by it.
+    name = f"_qt_user_strategies.{path.parent.name}_{path.stem}".replace("-", "_")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise StrategyError(f"{path}: cannot load strategy ({type(exc).__name__}: {exc})") from None
+    return module
+
+
+def strategy_dirs(
+    settings: Mapping[str, str] | None = None, extra: Iterable[str] = ()
+) -> list[Path]:
+    """Folders searched besides ``strategies/``: ``extra`` (--strategy-path) first, then
+    ``QT_STRATEGY_PATH`` from ``settings`` (or the environment)."""
+    text = (settings if settings is not None else os.environ).get(STRATEGY_PATH_SETTING, "")
+    return [Path(p) for p in (*extra, *text.split(os.pathsep)) if p and str(p).strip()]
+
+
+def registered_strategies(dirs: Iterable[str | Path] = ()) -> dict[str, Strategy]:
+    """All strategies by upper-case name: the ``strategies`` package, then ``dirs``."""
     import strategies
 
     found: dict[str, Strategy] = {}
     for info in pkgutil.iter_modules(strategies.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"strategies.{info.name}")
-        spec = getattr(module, "STRATEGY", None)
-        if isinstance(spec, Strategy):
-            found[spec.name.upper()] = spec
+        if not info.name.startswith("_"):
+            _from_module(importlib.import_module(f"strategies.{info.name}"), found, info.name)
+    for folder in map(Path, dirs):
+        if not folder.is_dir():
+            raise StrategyError(f"strategy path {folder}: not a folder")
+        for path in sorted(folder.glob("*.py")):
+            if not path.name.startswith("_"):
+                _from_module(_load_file(path), found, str(path))
     return found
 
 
-def get_strategy(name: str) -> Strategy:
-    """The strategy registered as ``name`` (any case), or StrategyError listing the known ones."""
-    known = registered_strategies()
+def get_strategy(name: str | Strategy, dirs: Iterable[str | Path] = ()) -> Strategy:
+    """The strategy ``name`` (any case; or ``package.module:NAME``), or StrategyError listing
+    the known ones."""
+    if isinstance(name, Strategy):
+        return name
+    if ":" in name:
+        return _by_reference(name)
+    known = registered_strategies(dirs)
     try:
         return known[name.strip().upper()]
     except KeyError:
@@ -132,47 +323,89 @@ def get_strategy(name: str) -> Strategy:
         ) from None
 
 
+def _by_reference(reference: str) -> Strategy:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name.strip())
+    except ImportError as exc:
+        raise StrategyError(
+            f"strategy {reference!r}: cannot import {module_name} ({exc})"
+        ) from None
+    spec = getattr(module, attribute.strip() or "STRATEGY", None)
+    if not isinstance(spec, Strategy):
+        raise StrategyError(f"strategy {reference!r}: {attribute} is not a Strategy")
+    return spec
+
+
 def configure(
-    name: str,
+    name: str | Strategy,
     settings: Mapping[str, str],
-    timeframe: str | None = None,
-    symbols: list[str] | None = None,
+    timeframe: str | Timeframe | None = None,
+    symbols: Sequence[str] | None = None,
     source: str = "strategy.env",
+    params: Mapping[str, Any] | None = None,
+    strategy_path: Iterable[str] = (),
 ) -> StrategyConfig:
     """Resolve strategy ``name`` with ``settings`` (``PREFIX_PARAM`` keys); explicit
-    ``timeframe``/``symbols`` (command-line flags) win over the settings."""
-    strategy = get_strategy(name)
+    ``timeframe``/``symbols``/``params`` (command-line flags, library calls) win over them."""
+    strategy = get_strategy(name, strategy_dirs(settings, strategy_path))
     prefix = strategy.prefix
-    params: dict[str, Any] = {}
+    given = {k.upper(): v for k, v in (params or {}).items()}
+    known = {p.name for p in strategy.parameters}
+    if unknown := sorted(set(given) - known):
+        raise StrategyError(
+            f"{strategy.name} has no parameter {', '.join(unknown)}; "
+            f"its parameters: {', '.join(sorted(known)) or 'none'}"
+        )
+    resolved: dict[str, Any] = {}
     for parameter in strategy.parameters:
         key = f"{prefix}_{parameter.name}"
-        text = settings.get(key)
-        params[parameter.name] = (
-            parameter.default if text is None or not text.strip() else parameter.parse(text, key)
-        )
+        if parameter.name in given:
+            value = given[parameter.name]
+            value = parameter.parse(value, parameter.name) if isinstance(value, str) else value
+            if problem := parameter.check(value):
+                raise StrategyError(f"{parameter.name}={value!r} {problem}")
+        else:
+            text = settings.get(key)
+            value = (
+                parameter.default
+                if text is None or not text.strip()
+                else parameter.parse(text, key)
+            )
+        resolved[parameter.name] = value
     try:
-        strategy.validate(params)
+        strategy.validate(resolved)
     except ValueError as exc:
         raise StrategyError(f"{source}: {exc}") from None
 
-    tf_setting = f"{prefix}_TIMEFRAME"
-    tf_text = timeframe or settings.get(tf_setting) or strategy.default_timeframe
+    where = "--timeframe" if timeframe else f"{prefix}_TIMEFRAME"
+    tf_text = timeframe or settings.get(f"{prefix}_TIMEFRAME") or strategy.default_timeframe
     try:
         tf = parse_timeframe(tf_text)
     except TimeframeError as exc:
-        raise StrategyError(f"{'--timeframe' if timeframe else tf_setting}: {exc}") from None
-    if tf.name not in strategy.timeframes:
-        where = "--timeframe" if timeframe else tf_setting
+        raise StrategyError(f"{where}: {exc}") from None
+    allowed = strategy.timeframes
+    if allowed is not None and tf.name not in {parse_timeframe(t).name for t in allowed}:
         raise StrategyError(
-            f"{where}={tf_text!r}: {strategy.name} runs on {', '.join(strategy.timeframes)} bars"
+            f"{where}={str(tf_text)!r}: {strategy.name} runs on {', '.join(allowed)} bars"
+        )
+    if allowed is None and not tf.clock_aligned:
+        raise StrategyError(
+            f"{where}={str(tf_text)!r}: bars must divide a day to be built from the data "
+            "(1m, 3m, 5m, 10m, 15m, 30m, 1h, 1d, ...)"
         )
     chosen = symbols or split_symbols(settings.get(f"{prefix}_SYMBOLS", ""))
-    return StrategyConfig(
+    config = StrategyConfig(
         strategy=strategy,
-        params=params,
-        timeframe=tf.name,
+        params=resolved,
+        timeframe=tf,
         symbols=tuple(s.upper() for s in chosen) or strategy.default_symbols,
     )
+    try:
+        config.indicators  # noqa: B018 - built once here so a bad declaration fails early
+    except ValueError as exc:
+        raise StrategyError(f"{strategy.name}: {exc}") from None
+    return config
 
 
 def _article(kind: type) -> str:

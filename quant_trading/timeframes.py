@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["EXCHANGE_TZ", "Timeframe", "parse_timeframe", "IB_BAR_SIZES", "TimeframeError"]
+import pandas as pd
+
+__all__ = [
+    "EXCHANGE_TZ",
+    "Timeframe",
+    "parse_timeframe",
+    "parse_time",
+    "IB_BAR_SIZES",
+    "TimeframeError",
+]
 
 #: US stock sessions, bar labels and naive times in users' files are New York time.
 EXCHANGE_TZ = "America/New_York"
@@ -111,3 +120,15 @@ def parse_timeframe(value: str | int | Timeframe) -> Timeframe:
             f"or an IB bar size such as '5 mins'"
         )
     return Timeframe(int(match.group(1)), unit)
+
+
+def parse_time(text: str, *, end: bool = False) -> pd.Timestamp:
+    """``2025-01-31`` or ``2025-01-31 10:00`` (New York unless an offset is given). A bare
+    date as an end includes that whole day."""
+    stamp = pd.Timestamp(text)
+    stamp = (
+        stamp.tz_localize(EXCHANGE_TZ) if stamp.tzinfo is None else stamp.tz_convert(EXCHANGE_TZ)
+    )
+    if end and stamp == stamp.normalize() and len(text.strip()) <= 10:
+        stamp += pd.Timedelta(days=1)
+    return stamp

@@ -207,7 +207,7 @@ def test_missing_symbol_warns_and_the_rest_run(tmp_path, data_dir):
         (["--symbols", "XYZ"], 1, "nothing to backtest: "),
         (["--data-dir", "/nonexistent"], 1, "/nonexistent: data folder not found"),
         (["--strategy", "RSI"], 2, "unknown strategy 'RSI'; registered: MACD"),
-        (["--timeframe", "7m"], 2, "--timeframe='7m': MACD runs on 1m, 3m, 5m, 10m bars"),
+        (["--timeframe", "7m"], 2, "--timeframe='7m': bars must divide a day"),
         (["--timeframe", "fast"], 2, "--timeframe: unknown timeframe 'fast'"),
         (["--commission", "-1"], 2, "argument --commission: '-1' must not be negative"),
         (["--initial-capital", "lots"], 2, "argument --initial-capital: 'lots' is not a number"),

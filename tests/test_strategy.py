@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from quant_trading.macd import macd
+from quant_trading.signals import crosses, hold, limit_sides
 from quant_trading.strategy import StrategyError, configure, get_strategy, registered_strategies
-from strategies.macd import crosses, positions, signals
+from strategies.macd import positions
 
 NAN = np.nan
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,17 +22,17 @@ def test_cross_definition_skips_zeros_and_warm_up():
     hist = np.array([NAN, NAN, 1, 2, 0, -1, -2, 0, 0, 3, 1, -1])
     # Hist > 0 at bar 2 is not a cross: nothing non-zero came before it.
     assert list(crosses(hist)) == [0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0, -1]
-    assert list(signals(hist, "long_short")[1]) == [0, 0, 0, 0, 0, -1, -1, -1, -1, 1, 1, -1]
-    assert list(signals(hist, "long_only")[1]) == [0] * 9 + [1, 1, 0]
-    assert list(signals(hist, "short_only")[1]) == [0] * 5 + [-1] * 4 + [0, 0, -1]
+    held = hold(crosses(hist))
+    assert list(held) == [0, 0, 0, 0, 0, -1, -1, -1, -1, 1, 1, -1]
+    assert list(limit_sides(held, "long_only")) == [0] * 9 + [1, 1, 0]
+    assert list(limit_sides(held, "short_only")) == [0] * 5 + [-1] * 4 + [0, 0, -1]
 
 
 def test_positions_follow_macd_crosses_on_prices():
     close = 100 + np.cumsum(np.random.default_rng(3).normal(0, 1, 500))
-    frame = pd.DataFrame({"close": close})
     params = {"FAST": 12, "SLOW": 26, "SIGNAL": 9, "MODE": "long_short"}
-    held = positions(frame, params)
     hist = macd(close).hist
+    held = positions({"close": close, "Hist": hist}, params)
     changes = np.flatnonzero(np.diff(held.astype(int))) + 1
     assert len(changes) > 5
     for i in changes:  # every change of position is a sign change of Hist at that bar
@@ -42,8 +43,8 @@ def test_positions_follow_macd_crosses_on_prices():
 def test_registry_and_unknown_names():
     assert "MACD" in registered_strategies()
     assert get_strategy("macd").name == "MACD"
-    with pytest.raises(StrategyError, match=r"unknown strategy 'RSI'; registered: MACD"):
-        get_strategy("RSI")
+    with pytest.raises(StrategyError, match=r"unknown strategy 'NOPE'; registered: .*MACD"):
+        get_strategy("NOPE")
 
 
 def test_settings_resolve_with_prefix_and_flags_win():
@@ -57,9 +58,9 @@ def test_settings_resolve_with_prefix_and_flags_win():
     }
     config = configure("MACD", settings)
     assert config.params == {"FAST": 5, "SLOW": 35, "SIGNAL": 5, "MODE": "long_only"}
-    assert (config.timeframe, config.symbols) == ("3m", ("SPY", "QQQ"))
+    assert (config.timeframe.name, config.symbols) == ("3m", ("SPY", "QQQ"))
     flagged = configure("MACD", settings, timeframe="10m", symbols=["aapl"])
-    assert (flagged.timeframe, flagged.symbols) == ("10m", ("AAPL",))
+    assert (flagged.timeframe.name, flagged.symbols) == ("10m", ("AAPL",))
     assert configure("MACD", {}).symbols == ("AAPL", "MSFT", "SPY")
 
 
@@ -67,13 +68,13 @@ def test_settings_resolve_with_prefix_and_flags_win():
     ("settings", "message"),
     [
         ({"MACD_FAST": "abc"}, "MACD_FAST='abc' is not an integer"),
-        ({"MACD_FAST": "-3"}, "MACD_FAST='-3' must be positive"),
+        ({"MACD_FAST": "-3"}, "MACD_FAST='-3' must be between 1 and 200"),
         ({"MACD_FAST": "30"}, "fast period (30) must be shorter than slow period (26)"),
         (
             {"MACD_MODE": "both"},
             "MACD_MODE='both': choose one of long_short, long_only, short_only",
         ),
-        ({"MACD_TIMEFRAME": "7"}, "MACD_TIMEFRAME='7': MACD runs on 1m, 3m, 5m, 10m bars"),
+        ({"MACD_TIMEFRAME": "7"}, "MACD_TIMEFRAME='7': bars must divide a day"),
         ({"MACD_TIMEFRAME": "soon"}, "MACD_TIMEFRAME: unknown timeframe 'soon'"),
     ],
 )

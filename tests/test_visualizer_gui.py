@@ -27,7 +27,7 @@ from matplotlib.backend_bases import MouseEvent
 from PIL import Image
 from test_visualizer import REPO_ROOT, make_cache
 
-from quant_trading.backtesting.runner import parse_time
+from quant_trading.timeframes import parse_time
 from quant_trading.visualization.app import TradeVisualizerApp
 from quant_trading.visualization.chart import CANDLE_DOWN, CANDLE_UP
 from quant_trading.visualization.markers import LOOKS

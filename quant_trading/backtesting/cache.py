@@ -2,9 +2,10 @@
 
 Everything the visualizer and the web API show comes from here, so neither re-runs a
 backtest: the run's settings, the data file and its checksum, the candles with indicators,
-the equity curve, the trades and the statistics. Arrays are stored column by column (compact,
-and quick to turn back into frames); times are epoch seconds, NaN is null. Files are written
-atomically, and a reader checks ``schema`` before trusting the rest.
+the equity curve, the trades and the statistics, and how to draw each indicator column (the
+strategy's declared hints, so a chart needs no strategy code). Arrays are stored column by
+column (compact, and quick to turn back into frames); times are epoch seconds, NaN is null.
+Files are written atomically, and a reader checks ``schema`` before trusting the rest.
 
 orjson writes and parses these files several times faster than the standard json module,
 which matters for two years of 5-minute candles per symbol.
@@ -22,7 +23,8 @@ import orjson
 import pandas as pd
 
 from ..atomic import atomic_write
-from ..timeframes import EXCHANGE_TZ
+from ..drawing import Drawing, macd_drawing
+from ..timeframes import EXCHANGE_TZ, Timeframe
 from .statistics import Statistics
 
 if TYPE_CHECKING:  # the readers (visualizer, web) should not pay for the engine's imports
@@ -30,7 +32,10 @@ if TYPE_CHECKING:  # the readers (visualizer, web) should not pay for the engine
 
 __all__ = ["SCHEMA", "CacheError", "CachedBacktest", "cache_path", "write_cache", "read_cache"]
 
-SCHEMA = "quant_trading.backtest/1"
+SCHEMA = "quant_trading.backtest/2"
+#: Older schemas the reader still accepts. /1 stored no drawing hints: its MACD, Signal and
+#: Hist columns are drawn as MACD.
+READABLE = (SCHEMA, "quant_trading.backtest/1")
 TRADE_COLUMNS = [
     "side", "entry_time", "entry_price", "exit_time", "exit_price", "shares",
     "commission", "pnl", "return_pct", "bars_held", "exit_reason",
@@ -55,11 +60,12 @@ class CachedBacktest:
     candles: pd.DataFrame  # OHLCV + indicators + equity, indexed by time
     trades: pd.DataFrame
     statistics: Statistics
+    indicators: list[Drawing]  # how to draw the indicator columns of ``candles``
 
 
-def cache_path(cache_dir: str | Path, timeframe: str, symbol: str) -> Path:
+def cache_path(cache_dir: str | Path, timeframe: str | Timeframe, symbol: str) -> Path:
     """``<cache_dir>/<timeframe>/<SYMBOL>_backtest.json``."""
-    return Path(cache_dir) / timeframe / f"{symbol.upper()}_backtest.json"
+    return Path(cache_dir) / str(timeframe) / f"{symbol.upper()}_backtest.json"
 
 
 def _epoch(index_or_series) -> np.ndarray:
@@ -79,13 +85,14 @@ def _document(result: SymbolResult) -> dict[str, Any]:
         "schema": SCHEMA,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "symbol": result.symbol,
-        "timeframe": result.config.timeframe,
+        "timeframe": result.config.timeframe.name,
         "timezone": str(candles.index.tz or EXCHANGE_TZ),
         "strategy": {
             "name": result.config.strategy.name,
             "description": result.config.strategy.description,
             "params": result.config.params,
         },
+        "indicators": [drawing.as_dict() for drawing in result.config.drawing],
         "settings": {
             "initial_capital": options.capital,
             "costs": asdict(options.costs),
@@ -142,7 +149,7 @@ def read_cache(path: str | Path) -> CachedBacktest:
         raise CacheError(f"{path}: file not found") from None
     except (OSError, orjson.JSONDecodeError) as exc:
         raise CacheError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in READABLE:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise CacheError(f"{path}: not a backtest cache of schema {SCHEMA} (found {found!r})")
     try:
@@ -159,6 +166,14 @@ def read_cache(path: str | Path) -> CachedBacktest:
                 trades[column].astype(np.int64), unit="s", utc=True
             ).dt.tz_convert(tz)
         trades = trades[[c for c in TRADE_COLUMNS if c in trades.columns]]
+        if "indicators" in doc:
+            drawings = [Drawing.from_dict(entry) for entry in doc["indicators"]]
+        else:  # schema 1: MACD was the only strategy
+            drawings = [macd_drawing()] if "Hist" in candles.columns else []
+        for drawing in drawings:
+            for line in drawing.lines:
+                if line.column not in candles.columns:
+                    raise ValueError(f"indicator column {line.column!r} missing")
         return CachedBacktest(
             path=path,
             symbol=doc["symbol"],
@@ -170,6 +185,7 @@ def read_cache(path: str | Path) -> CachedBacktest:
             candles=candles,
             trades=trades,
             statistics=Statistics.from_dict(doc["statistics"]),
+            indicators=drawings,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CacheError(f"{path}: damaged backtest cache ({exc!s:.80})") from None

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from .runner import PortfolioResult, SymbolResult, period_label
+from .runner import PortfolioResult, RunResult, SymbolResult, period_label
 from .statistics import LABELS, Statistics
 
-__all__ = ["header", "blotter", "summary_table", "monthly_equity", "totals"]
+__all__ = ["header", "blotter", "summary_table", "monthly_equity", "totals", "full_report"]
 
 # Exit reasons as the blotter shows them, to stay within 100 columns.
 _SHORT_REASON = {"session close": "close", "end of data": "end"}
@@ -149,3 +149,21 @@ def totals(portfolio: PortfolioResult, title: str = "Portfolio totals") -> str:
     for i in range(0, len(items), 2):
         lines.append("  ".join(items[i : i + 2]))
     return "\n".join(lines)
+
+
+def full_report(run: RunResult, trades: int | None = 10) -> str:
+    """Everything ``run_backtest`` prints before the cache paths; ``trades`` blotter lines
+    per symbol (0 = all, None = no blotters)."""
+    out = [header(run.results[0]), ""]
+    if trades is not None:
+        for result in run.results:
+            out += [blotter(result, trades), ""]
+    out += [summary_table(run.results, run.portfolio), ""]
+    if len(run.results) > 1:
+        out += [monthly_equity(run.portfolio.equity, run.portfolio.statistics.equity_initial), ""]
+        out += [totals(run.portfolio)]
+    else:
+        only = run.results[0]
+        out += [monthly_equity(only.equity, only.options.capital), ""]
+        out += [totals(run.portfolio, f"{only.symbol} totals")]
+    return "\n".join(out).rstrip()

@@ -25,10 +25,10 @@ from ..cli import (
 from ..csv_store import DataFileError
 from ..settings import load_settings, split_symbols
 from ..strategy import StrategyError, configure
+from ..timeframes import parse_time
 from .cache import write_cache
 from .engine import Costs, Sizing
-from .report import blotter, header, monthly_equity, summary_table, totals
-from .runner import BacktestOptions, parse_time, run_symbols
+from .runner import BacktestOptions, run_symbols
 
 PROG = "run_backtest"
 log = logging.getLogger(__name__)
@@ -147,19 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             return fail(PROG, f"cannot write cache in {args.cache_dir}: {exc}", 1)
 
-    out = [header(run.results[0]), ""]
-    for result in run.results:
-        out += [blotter(result, args.trades), ""]
-    out += [summary_table(run.results, run.portfolio), ""]
-    if len(run.results) > 1:
-        out += [monthly_equity(run.portfolio.equity, run.portfolio.statistics.equity_initial), ""]
-        out += [totals(run.portfolio), ""]
-    else:
-        only = run.results[0]
-        out += [monthly_equity(only.equity, only.options.capital), ""]
-        out += [totals(run.portfolio, f"{only.symbol} totals"), ""]
+    out = [run.report(args.trades), ""]
     if written:
-        out.append(f"Cache: {len(written)} file(s) in {Path(args.cache_dir) / config.timeframe}/")
+        out.append(
+            f"Cache: {len(written)} file(s) in {Path(args.cache_dir) / config.timeframe.name}/"
+        )
         out += [f"  {path}" for path in written]
     print("\n".join(out).rstrip())
     return 0

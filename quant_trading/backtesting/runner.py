@@ -5,19 +5,33 @@ This is the library behind ``run_backtest``; the web API calls it too. No printi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..bars import EXCHANGE_TZ
-from ..strategy import StrategyConfig
+from ..bars import OHLCV
+from ..settings import split_symbols
+from ..strategy import Strategy, StrategyConfig, configure
+from ..timeframes import Timeframe, parse_time
 from .datafiles import MissingDataError, SymbolData, load_symbol
 from .engine import Costs, Sizing, simulate
 from .statistics import Statistics, compute_statistics
 
-__all__ = ["BacktestOptions", "SymbolResult", "PortfolioResult", "backtest_symbol", "combine"]
+__all__ = [
+    "BacktestOptions",
+    "SymbolResult",
+    "PortfolioResult",
+    "RunResult",
+    "backtest",
+    "backtest_symbol",
+    "combine",
+    "run_symbols",
+]
 
 DEFAULT_YEARS = 2
 
@@ -87,7 +101,9 @@ def backtest_symbol(
     indicators up but are not traded; bars after it are not used at all."""
     first, stop = _window(data.bars.index, options)
     bars = data.bars.iloc[:stop]
-    target = config.positions(bars)
+    # One batch computation serves the position rule and the cached candles alike.
+    values = config.compute(bars)
+    target = config.positions_from(values)
     sim = simulate(
         bars,
         target,
@@ -97,7 +113,11 @@ def backtest_symbol(
         sizing=options.sizing,
         flat_at_close=options.flat_at_close,
     )
-    candles = config.indicators(bars).iloc[first:]
+    candles = (
+        bars[list(OHLCV)]
+        .iloc[first:]
+        .assign(**{column: values[column][first:] for column in config.columns})
+    )
     equity = pd.Series(sim.equity, index=candles.index, name=data.symbol)
     stats = compute_statistics(equity, sim.trades, candles["close"], options.capital, sim.position)
     trades = sim.trades.assign(symbol=data.symbol)
@@ -143,18 +163,6 @@ def combine(results: list[SymbolResult]) -> PortfolioResult:
     return PortfolioResult([r.symbol for r in results], equity, trades, stats)
 
 
-def parse_time(text: str, *, end: bool = False) -> pd.Timestamp:
-    """``2025-01-31`` or ``2025-01-31 10:00`` (New York unless an offset is given). A bare
-    date as an end includes that whole day."""
-    stamp = pd.Timestamp(text)
-    stamp = (
-        stamp.tz_localize(EXCHANGE_TZ) if stamp.tzinfo is None else stamp.tz_convert(EXCHANGE_TZ)
-    )
-    if end and stamp == stamp.normalize() and len(text.strip()) <= 10:
-        stamp += pd.Timedelta(days=1)
-    return stamp
-
-
 def period_label(result: SymbolResult) -> str:
     """``2024-10-31 .. 2026-10-30`` for the traded window."""
     index = result.candles.index
@@ -163,11 +171,32 @@ def period_label(result: SymbolResult) -> str:
 
 @dataclass
 class RunResult:
-    """A multi-symbol run: results per symbol, the portfolio, and the symbols skipped."""
+    """A multi-symbol run: results per symbol, the portfolio, and the symbols skipped.
+    ``print(run)`` shows what ``run_backtest`` prints (without the trade blotters)."""
 
     results: list[SymbolResult]
     portfolio: PortfolioResult
     skipped: dict[str, str]  # symbol -> why (no data)
+
+    @property
+    def statistics(self) -> Statistics:
+        """The portfolio's statistics (one symbol: that symbol's)."""
+        return self.portfolio.statistics
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Every round trip of every symbol, by exit time."""
+        return self.portfolio.trades
+
+    def report(self, trades: int = 10) -> str:
+        """The console report: header, ``trades`` blotter lines per symbol (0 = all, None =
+        no blotters), per-symbol summary, equity by month and totals."""
+        from .report import full_report  # report imports this module
+
+        return full_report(self, trades)
+
+    def __str__(self) -> str:
+        return self.report(trades=None)
 
 
 def _run_one(config: StrategyConfig, data_dir: str, symbol: str, options: BacktestOptions):
@@ -222,3 +251,51 @@ def run_symbols(
         reasons = "; ".join(skipped.values())
         raise MissingDataError(f"nothing to backtest: {reasons}")
     return RunResult(results, combine(results), skipped)
+
+
+def backtest(
+    strategy: Strategy | str,
+    symbols: str | Sequence[str] | None = None,
+    timeframe: str | Timeframe | None = None,
+    *,
+    data_dir: str | Path = "market_data",
+    params: Mapping[str, Any] | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    capital: float = 100_000.0,
+    commission: float = 0.005,
+    slippage: float = 0.0,
+    allocation: float = 1.0,
+    size: float | None = None,
+    fractional: bool = False,
+    flat_at_close: bool = False,
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+) -> RunResult:
+    """Backtest ``strategy`` (a :class:`~quant_trading.strategy.Strategy` object or a
+    registered name) from a script, with the same engine and defaults as ``run_backtest``.
+
+    ``params`` override the strategy's defaults (strategy.env is not read); ``start``/``end``
+    take ``2025-01-31`` or ``2025-01-31 10:00`` (New York); with ``cache_dir`` each symbol's
+    result is cached there for the visualizer. Raises StrategyError, MissingDataError or
+    DataFileError with a one-line message.
+    """
+    if isinstance(symbols, str):
+        symbols = split_symbols(symbols)
+    config = configure(strategy, {}, timeframe=timeframe, symbols=symbols, params=params,
+                       source="params")  # fmt: skip
+    options = BacktestOptions(
+        start=None if start is None else parse_time(str(start)),
+        end=None if end is None else parse_time(str(end), end=True),
+        capital=capital,
+        costs=Costs(commission_per_share=commission, slippage=slippage),
+        sizing=Sizing(allocation=allocation, fixed_shares=size, fractional=fractional),
+        flat_at_close=flat_at_close,
+    )
+    run = run_symbols(config, str(data_dir), options, jobs=jobs, progress=False)
+    if cache_dir is not None:
+        from .cache import write_cache
+
+        for result in run.results:
+            write_cache(result, cache_dir)
+    return run

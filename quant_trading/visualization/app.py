@@ -23,7 +23,7 @@ from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 from matplotlib.figure import Figure
 
 from ..backtesting.cache import CachedBacktest, CacheError
-from ..backtesting.runner import parse_time
+from ..timeframes import parse_time
 from .catalog import CacheCatalog, scan_cache
 from .chart import TradeChart
 from .viewport import Viewport, default_width

@@ -17,8 +17,8 @@ import time
 from collections.abc import Sequence
 
 from ..backtesting.cache import CacheError
-from ..backtesting.runner import parse_time
 from ..cli import ArgumentParser, fail, setup_logging
+from ..timeframes import parse_time
 
 PROG = "trade_visualizer"
 log = logging.getLogger(__name__)
