@@ -17,6 +17,7 @@ __all__ = [
     "parse_timeframe",
     "parse_time",
     "IB_BAR_SIZES",
+    "IB_MAX_DURATION",
     "TimeframeError",
 ]
 
@@ -39,6 +40,22 @@ IB_BAR_SIZES = (
     "1 hour", "2 hours", "3 hours", "4 hours", "8 hours",
     "1 day", "1 week", "1 month",
 )  # fmt: skip
+
+#: The longest duration IB serves per historical request, by bar size, as (count, unit) in
+#: IB's duration units (its published "step size" table). The downloader and the market data
+#: tracker plan their requests with it. The simulator keeps its own copy on purpose (see
+#: ``simulator/historical.py``): it models TWS independently, so one wrong table cannot make
+#: both sides agree; tests/test_core_basics.py checks that the two are equal.
+IB_MAX_DURATION: dict[str, tuple[int, str]] = {
+    "1 secs": (1800, "S"), "5 secs": (3600, "S"), "10 secs": (14400, "S"),
+    "15 secs": (14400, "S"), "30 secs": (28800, "S"),
+    "1 min": (1, "D"), "2 mins": (2, "D"),
+    "3 mins": (1, "W"), "5 mins": (1, "W"), "10 mins": (1, "W"), "15 mins": (1, "W"),
+    "20 mins": (1, "W"),
+    "30 mins": (1, "M"), "1 hour": (1, "M"), "2 hours": (1, "M"), "3 hours": (1, "M"),
+    "4 hours": (1, "M"), "8 hours": (1, "M"),
+    "1 day": (1, "Y"), "1 week": (1, "Y"), "1 month": (1, "Y"),
+}  # fmt: skip
 
 _ALIASES = {
     "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",

@@ -10,10 +10,17 @@ from pathlib import Path
 import pytest
 
 from quant_trading.settings import load_settings, split_symbols, strategy_settings
-from quant_trading.timeframes import IB_BAR_SIZES, Timeframe, TimeframeError, parse_timeframe
+from quant_trading.simulator.historical import DEFAULT_MAX_DURATION
+from quant_trading.timeframes import (
+    IB_BAR_SIZES,
+    IB_MAX_DURATION,
+    Timeframe,
+    TimeframeError,
+    parse_timeframe,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent / "quant_trading"
-PURE_MODULES = ["macd", "bars", "timeframes"]
+PURE_MODULES = ["macd", "bars", "timeframes", "indicators", "signals", "drawing"]
 
 
 @pytest.mark.parametrize(
@@ -47,6 +54,13 @@ def test_every_ib_bar_size_round_trips():
         assert parse_timeframe(size).ib_bar_size == size
     assert parse_timeframe(5) == Timeframe(5, "m") and parse_timeframe("5m").seconds == 300
     assert parse_timeframe("1 month").seconds is None and not parse_timeframe("1d").is_intraday
+
+
+def test_simulator_and_clients_use_the_same_ib_limits():
+    """The simulator keeps its own copy of IB's step-size table on purpose (it models TWS
+    independently); the copy must still say what the clients plan with."""
+    assert DEFAULT_MAX_DURATION == IB_MAX_DURATION
+    assert set(IB_MAX_DURATION) == set(IB_BAR_SIZES)
 
 
 @pytest.mark.parametrize("bad", ["", "m", "0m", "5 parsecs", "-5m", "five minutes"])

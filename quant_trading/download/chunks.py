@@ -18,30 +18,17 @@ from functools import cache
 import pandas as pd
 
 from ..bars import EXCHANGE_TZ
-from ..timeframes import IB_BAR_SIZES, parse_timeframe
+from ..timeframes import IB_BAR_SIZES, IB_MAX_DURATION, parse_timeframe
 
 __all__ = [
     "Chunk",
     "DurationError",
-    "MAX_DURATION",
     "parse_duration",
     "range_start",
     "parse_end",
     "plan_chunks",
     "ib_time",
 ]
-
-#: The longest duration IB serves per request, by bar size (IB's historical-data limits).
-MAX_DURATION: dict[str, tuple[int, str]] = {
-    "1 secs": (1800, "S"), "5 secs": (3600, "S"), "10 secs": (14400, "S"),
-    "15 secs": (14400, "S"), "30 secs": (28800, "S"),
-    "1 min": (1, "D"), "2 mins": (2, "D"),
-    "3 mins": (1, "W"), "5 mins": (1, "W"), "10 mins": (1, "W"), "15 mins": (1, "W"),
-    "20 mins": (1, "W"),
-    "30 mins": (1, "M"), "1 hour": (1, "M"), "2 hours": (1, "M"), "3 hours": (1, "M"),
-    "4 hours": (1, "M"), "8 hours": (1, "M"),
-    "1 day": (1, "Y"), "1 week": (1, "Y"), "1 month": (1, "Y"),
-}  # fmt: skip
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([SDWMY])\s*$", re.IGNORECASE)
 _EXTENDED = (pd.Timedelta(hours=4), pd.Timedelta(hours=20))  # IB's pre/after-hours window
@@ -124,7 +111,7 @@ def check_bar_size(text: str) -> str:
         size = parse_timeframe(text).ib_bar_size
     except ValueError:
         size = None
-    if size not in MAX_DURATION:
+    if size not in IB_MAX_DURATION:
         raise DurationError(f"--bar-size {text!r}: use one of {', '.join(IB_BAR_SIZES)}")
     return size
 
@@ -170,7 +157,7 @@ def plan_chunks(
     start: pd.Timestamp, end: pd.Timestamp, bar_size: str, all_hours: bool = False
 ) -> list[Chunk]:
     """The requests that cover [start, end] for ``bar_size``, newest first."""
-    count, unit = MAX_DURATION[check_bar_size(bar_size)]
+    count, unit = IB_MAX_DURATION[check_bar_size(bar_size)]
     end = end.tz_convert(EXCHANGE_TZ)
     start = start.tz_convert(EXCHANGE_TZ)
     days = _session_days(start - pd.Timedelta(days=1), end)

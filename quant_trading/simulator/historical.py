@@ -48,6 +48,9 @@ _UTC = ZoneInfo("UTC")
 TZ_NAME = "US/Eastern"
 
 #: The longest duration TWS accepts per bar size (IB's step-size table), as (count, unit).
+#: Deliberately a copy of ``timeframes.IB_MAX_DURATION`` (the table the clients plan with):
+#: the simulator models TWS independently, so a wrong client table cannot pass against it.
+#: tests/test_core_basics.py checks that the two agree.
 DEFAULT_MAX_DURATION: dict[str, tuple[int, str]] = {
     "1 secs": (1800, "S"), "5 secs": (3600, "S"), "10 secs": (14400, "S"),
     "15 secs": (14400, "S"), "30 secs": (28800, "S"),
