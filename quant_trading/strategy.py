@@ -267,7 +267,7 @@ def _from_module(module, found: dict[str, Strategy], where: str) -> None:
 
 def _load_file(path: Path):
     # A unique, importable name: worker processes (--jobs) find the functions by it.
-    name = f"_qt_user_strategies.{path.parent.name}_{path.stem}".replace("-", "_")
+    name = f"_qt_strategy_{path.parent.name}_{path.stem}".replace("-", "_").replace(".", "_")
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

@@ -40,14 +40,23 @@ def _parser() -> ArgumentParser:
         description="Backtest a strategy on OHLCV CSVs (fills at the next bar's open).",
     )
     p.add_argument(
-        "--timeframe", help="bar size: 1m, 3m, 5m or 10m (default: <STRATEGY>_TIMEFRAME)"
+        "--timeframe",
+        help="bar size: 1m, 3m, 5m, 10m, 15m, 30m, 1h... (default: <STRATEGY>_TIMEFRAME)",
     )
     p.add_argument(
         "--data-dir", default="market_data", help="folder with the CSVs (default: market_data)"
     )
     p.add_argument(
         "--strategy",
-        help="strategy name (default: ACTIVE_STRATEGY from the environment or strategy.env)",
+        help="strategy name, or package.module:NAME "
+        "(default: ACTIVE_STRATEGY from the environment or strategy.env)",
+    )
+    p.add_argument(
+        "--strategy-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another folder of strategy files (repeatable; also QT_STRATEGY_PATH)",
     )
     p.add_argument(
         "--symbols", nargs="+", metavar="SYMBOL", help="symbols (default: <STRATEGY>_SYMBOLS)"
@@ -116,7 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env_file)
         name = args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD"
         symbols = split_symbols(" ".join(args.symbols)) if args.symbols else None
-        config = configure(name, settings, timeframe=args.timeframe, symbols=symbols)
+        config = configure(
+            name,
+            settings,
+            timeframe=args.timeframe,
+            symbols=symbols,
+            strategy_path=args.strategy_path,
+        )
         options = BacktestOptions(
             start=_time(args.start, "--start"),
             end=_time(args.end, "--end", end=True),
