@@ -1,5 +1,5 @@
 """How an indicator is drawn: the hints a strategy declares, the backtest cache stores, and
-the charts (desktop visualizer, web chart) read, without importing the strategy.
+the charts read, without importing the strategy.
 
 Pure data, no numba and no matplotlib, so readers of the cache stay light.
 """

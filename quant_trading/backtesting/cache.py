@@ -1,11 +1,11 @@
 """The backtest cache: ``<cache-dir>/<timeframe>/<SYMBOL>_backtest.json``, one per symbol.
 
-Everything the visualizer and the web API show comes from here, so neither re-runs a
-backtest: the run's settings, the data file and its checksum, the candles with indicators,
-the equity curve, the trades and the statistics, and how to draw each indicator column (the
-strategy's declared hints, so a chart needs no strategy code). Arrays are stored column by
-column (compact, and quick to turn back into frames); times are epoch seconds, NaN is null.
-Files are written atomically, and a reader checks ``schema`` before trusting the rest.
+Everything the visualizer shows comes from here, so it never re-runs a backtest: the run's
+settings, the data file and its checksum, the candles with indicators, the equity curve, the
+trades and the statistics, and how to draw each indicator column (the strategy's declared
+hints, so a chart needs no strategy code). Arrays are stored column by column (compact, and
+quick to turn back into frames); times are epoch seconds, NaN is null. Files are written
+atomically, and a reader checks ``schema`` before trusting the rest.
 
 orjson writes and parses these files several times faster than the standard json module,
 which matters for two years of 5-minute candles per symbol.
@@ -27,7 +27,7 @@ from ..drawing import Drawing, macd_drawing
 from ..timeframes import EXCHANGE_TZ, Timeframe
 from .statistics import Statistics
 
-if TYPE_CHECKING:  # the readers (visualizer, web) should not pay for the engine's imports
+if TYPE_CHECKING:  # readers (the visualizer) should not pay for the engine's imports
     from .runner import SymbolResult
 
 __all__ = ["SCHEMA", "CacheError", "CachedBacktest", "cache_path", "write_cache", "read_cache"]

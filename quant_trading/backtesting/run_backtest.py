@@ -4,7 +4,7 @@
 
 Prints a trade blotter, a per-symbol summary, the equity by month and the portfolio totals,
 and caches each symbol's result under ``backtest_results/<timeframe>/`` for the visualizer
-and the web dashboard. No TWS needed.
+No TWS needed.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run a strategy over one symbol's bars, and add symbols up into a portfolio.
 
-This is the library behind ``run_backtest``; the web API calls it too. No printing here.
+This is the library behind ``run_backtest`` and :func:`backtest`. No printing here.
 """
 
 from __future__ import annotations

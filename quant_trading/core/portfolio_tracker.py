@@ -3,7 +3,7 @@
     python -m quant_trading.core.portfolio_tracker [--json] [--watch SECONDS]
 
 Library use: ``PortfolioTracker(...).snapshot()`` returns a :class:`PortfolioSnapshot` of
-typed records, which the web API reuses. Read-only: nothing here places orders.
+typed records for other tools to reuse. Read-only: nothing here places orders.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Run ``python -m quant_trading.tools.make_sample_data`` (or ``qt-make-sample-data``).
 
 The files in ``market_data/`` that ship with the project come from here. They are made up, not
-real prices: a seeded random walk shaped like a US stock's trading day, so the backtest, the
-visualizer and the dashboard have something to show without a TWS connection.
+real prices: a seeded random walk shaped like a US stock's trading day, so the backtest and
+the visualizer have something to show without a TWS connection.
 
 For each symbol a 1-minute path is built over every regular NYSE session of the period
 (09:30-16:00 America/New_York; holidays and 13:00 early closes from exchange_calendars'
