@@ -107,7 +107,7 @@ def _document(result: SymbolResult) -> dict[str, Any]:
         "data": {
             "file": str(result.data.path),
             "sha256": result.data.sha256,
-            "source_timeframe": result.data.source_timeframe,
+            "source_timeframe": result.data.source_timeframe.name,
             "rows": len(result.data.bars),
         },
         "candles": {

@@ -24,7 +24,7 @@ __all__ = ["SymbolData", "find_bars_file", "load_symbol", "MissingDataError"]
 log = logging.getLogger(__name__)
 
 # Finer sizes the loader may aggregate from, in IB's bar-size ladder.
-_LADDER = ["1m", "2m", "3m", "5m", "10m", "15m", "20m", "30m", "1h"]
+_LADDER = tuple(map(parse_timeframe, ("1m", "2m", "3m", "5m", "10m", "15m", "20m", "30m", "1h")))
 
 
 class MissingDataError(DataFileError):
@@ -36,27 +36,25 @@ class SymbolData:
     """A symbol's bars at the requested timeframe and where they came from."""
 
     symbol: str
-    timeframe: str
+    timeframe: Timeframe
     bars: pd.DataFrame
     path: Path
-    source_timeframe: str
+    source_timeframe: Timeframe  # the file's own bar size (finer when aggregated)
     sha256: str
 
 
-def _candidates(symbol: str, tf: Timeframe) -> list[tuple[str, str]]:
-    finer = [
-        name
-        for name in reversed(_LADDER)
-        if (f := parse_timeframe(name)).seconds < tf.seconds and tf.seconds % f.seconds == 0
-    ]
+def _candidates(symbol: str, tf: Timeframe) -> list[tuple[str, Timeframe]]:
+    finer = [f for f in reversed(_LADDER) if f.seconds < tf.seconds and tf.seconds % f.seconds == 0]
     names = []
-    for name in [tf.name, *finer]:
-        names += [(f"{symbol}_{name}_bars_macd.csv", name), (f"{symbol}_{name}.csv", name)]
+    for each in [tf, *finer]:
+        names += [(f"{symbol}_{each}_bars_macd.csv", each), (f"{symbol}_{each}.csv", each)]
     return names
 
 
-def find_bars_file(data_dir: str | Path, symbol: str, timeframe: str) -> tuple[Path, str]:
-    """The file to use for ``symbol`` at ``timeframe`` and its own timeframe name.
+def find_bars_file(
+    data_dir: str | Path, symbol: str, timeframe: Timeframe | str
+) -> tuple[Path, Timeframe]:
+    """The file to use for ``symbol`` at ``timeframe`` and the file's own timeframe.
 
     Raises MissingDataError naming what was looked for.
     """
@@ -75,23 +73,24 @@ def find_bars_file(data_dir: str | Path, symbol: str, timeframe: str) -> tuple[P
     )
 
 
-def load_symbol(data_dir: str | Path, symbol: str, timeframe: str) -> SymbolData:
+def load_symbol(data_dir: str | Path, symbol: str, timeframe: Timeframe | str) -> SymbolData:
     """Read the symbol's best file for ``timeframe`` and aggregate it if it is finer.
 
     Indicator columns in the file are dropped: they are always recomputed.
     """
-    path, source_tf = find_bars_file(data_dir, symbol, timeframe)
+    tf = parse_timeframe(timeframe)
+    path, source_tf = find_bars_file(data_dir, symbol, tf)
     content = path.read_bytes()
     bars = read_bars(path)[OHLCV]
-    if source_tf != parse_timeframe(timeframe).name:
-        log.info("%s: aggregating %s bars to %s", path.name, source_tf, timeframe)
+    if source_tf != tf:
+        log.info("%s: aggregating %s bars to %s", path.name, source_tf, tf)
         try:
-            bars = aggregate(bars, timeframe)
+            bars = aggregate(bars, tf)
         except ValueError as exc:
             raise DataFileError(f"{path}: {exc}") from None
     return SymbolData(
         symbol=symbol.upper(),
-        timeframe=parse_timeframe(timeframe).name,
+        timeframe=tf,
         bars=bars,
         path=path,
         source_timeframe=source_tf,

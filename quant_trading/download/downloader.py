@@ -24,7 +24,7 @@ from ..bars import EXCHANGE_TZ, OHLCV, with_macd
 from ..core.ibkr_connection import IBKRConnection, RequestError, RequestTimeout, stock
 from ..core.pacing import PacingLimiter, PacingRules
 from ..csv_store import DataFileError, bars_filename, read_bars
-from ..timeframes import parse_timeframe
+from ..timeframes import Timeframe, parse_timeframe
 from .chunks import Chunk, check_bar_size, ib_time, parse_duration, plan_chunks, range_start
 
 __all__ = ["DownloadRequest", "DownloadResult", "HistoryDownloader"]
@@ -54,9 +54,9 @@ class DownloadRequest:
     primary_exchange: str = ""
 
     @property
-    def timeframe(self) -> str:
-        """The file name's timeframe: ``5m`` for ``5 mins``."""
-        return parse_timeframe(self.bar_size).name
+    def timeframe(self) -> Timeframe:
+        """The bar size as a Timeframe (``5m`` for ``5 mins``)."""
+        return parse_timeframe(self.bar_size)
 
     def signature(self) -> dict:
         """What identifies the request for resuming (everything but the end time)."""
@@ -159,7 +159,7 @@ class HistoryDownloader(IBKRConnection):
             if exc.code not in (162, 321, 354):
                 raise
             log.info("%s: no head timestamp (%s)", symbol, exc)
-        tf = parse_timeframe(request.bar_size)
+        tf = request.timeframe
         if tf.seconds is not None and tf.seconds <= SMALL_BAR_SECONDS:
             oldest = end - pd.DateOffset(months=6) + pd.Timedelta(minutes=1)
             if start < oldest:
