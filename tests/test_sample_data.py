@@ -14,7 +14,8 @@ import pytest
 
 from quant_trading.bars import OHLCV, aggregate
 from quant_trading.csv_store import read_bars
-from quant_trading.tools.make_sample_data import generate_sample_data, main, write_sample_data
+from quant_trading.sample_data import generate_sample_data, write_sample_data
+from quant_trading.tools.make_sample_data import main
 
 TZ = "America/New_York"
 MARKET_DATA = Path(__file__).resolve().parent.parent / "market_data"
