@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from functools import partial
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from numba import njit
@@ -88,6 +89,40 @@ def _source(data: Mapping[str, np.ndarray], source: str) -> np.ndarray:
     return np.ascontiguousarray(data[source], dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class _OneLine(Indicator):
+    """An indicator of one column over one source series and a period: subclasses name their
+    compiled batch ``_kernel(x, period, out)``, streaming ``_stream_type(period, source)``
+    and legend ``_label``."""
+
+    period: int
+    name: str = ""
+    source: Source = "close"
+    color: str | None = None
+
+    _label: ClassVar[str]
+    _kernel: ClassVar[Callable]
+    _stream_type: ClassVar[Callable[[int, str], IndicatorStream]]
+    plot = Plot()
+
+    def __post_init__(self) -> None:
+        _check_period(type(self).__name__, self.period)
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        label = self._label.format(period=self.period, source=self.source)
+        return (Line(self.name, label, color=self.color),)
+
+    def compute(self, data):
+        x = _source(data, self.source)
+        out = np.empty(len(x))
+        type(self)._kernel(x, int(self.period), out)
+        return {self.name: out}
+
+    def stream(self):
+        return type(self)._stream_type(int(self.period), self.source)
+
+
 # -- simple moving average -----------------------------------------------------------------
 
 
@@ -125,31 +160,13 @@ class _SmaStream:
 
 
 @dataclass(frozen=True)
-class SMA(Indicator):
+class SMA(_OneLine):
     """Simple moving average of ``source`` over ``period`` bars, in column ``name``."""
 
-    period: int
     name: str = "SMA"
-    source: Source = "close"
-    color: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_period("SMA", self.period)
-
-    @property
-    def lines(self) -> tuple[Line, ...]:
-        return (Line(self.name, f"SMA({self.period})", color=self.color),)
-
-    plot = Plot()
-
-    def compute(self, data):
-        x = _source(data, self.source)
-        out = np.empty(len(x))
-        _sma_kernel(x, int(self.period), out)
-        return {self.name: out}
-
-    def stream(self):
-        return _SmaStream(int(self.period), self.source)
+    _label = "SMA({period})"
+    _kernel = _sma_kernel
+    _stream_type = _SmaStream
 
 
 # -- exponential moving average ------------------------------------------------------------
@@ -197,43 +214,26 @@ class _EmaStream:
 
 
 @dataclass(frozen=True)
-class EMA(Indicator):
+class EMA(_OneLine):
     """Exponential moving average (k = 2 / (period + 1), seeded with the SMA of the first
     ``period`` values, as TA-Lib) of ``source``, in column ``name``."""
 
-    period: int
     name: str = "EMA"
-    source: Source = "close"
-    color: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_period("EMA", self.period)
-
-    @property
-    def lines(self) -> tuple[Line, ...]:
-        return (Line(self.name, f"EMA({self.period})", color=self.color),)
-
-    plot = Plot()
-
-    def compute(self, data):
-        x = _source(data, self.source)
-        out = np.empty(len(x))
-        _ema_kernel(x, int(self.period), out)
-        return {self.name: out}
-
-    def stream(self):
-        return _EmaStream(int(self.period), self.source)
+    _label = "EMA({period})"
+    _kernel = _ema_kernel
+    _stream_type = _EmaStream
 
 
 # -- relative strength index ---------------------------------------------------------------
 
-_ZERO = 1e-14  # TA-Lib's TA_IS_ZERO: an average move this small counts as no move
 
 
 @njit(cache=True, nogil=True)
 def _rsi_kernel(x, period, out):  # pragma: no cover - compiled
     # Wilder's smoothing as TA-Lib computes it (unstable period 0): the first averages are
     # plain means of the first `period` gains and losses; the first value is at `period`.
+    # No move at all gives 0, as TA-Lib 0.6 does (0.4 also zeroed sums below 1e-14, which
+    # turned a long flat stretch after a rise from 100 into 0).
     n = len(x)
     gain = 0.0
     loss = 0.0
@@ -250,7 +250,7 @@ def _rsi_kernel(x, period, out):  # pragma: no cover - compiled
     gain /= period
     loss /= period
     total = gain + loss
-    out[period] = 100.0 * (gain / total) if not (-1e-14 < total < 1e-14) else 0.0
+    out[period] = 100.0 * (gain / total) if total != 0.0 else 0.0
     for i in range(period + 1, n):
         d = x[i] - x[i - 1]
         loss *= period - 1
@@ -262,7 +262,7 @@ def _rsi_kernel(x, period, out):  # pragma: no cover - compiled
         loss /= period
         gain /= period
         total = loss + gain
-        out[i] = 100.0 * (gain / total) if not (-1e-14 < total < 1e-14) else 0.0
+        out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
 
 
 class _RsiStream:
@@ -302,39 +302,25 @@ class _RsiStream:
             self._loss /= p
             self._gain /= p
             total = self._loss + self._gain
-        return (100.0 * (self._gain / total) if not -_ZERO < total < _ZERO else 0.0,)
+        return (100.0 * (self._gain / total) if total != 0.0 else 0.0,)
 
 
 @dataclass(frozen=True)
-class RSI(Indicator):
+class RSI(_OneLine):
     """Wilder's relative strength index (0..100) of ``source`` over ``period`` bars, drawn in
     its own panel with reference ``levels`` (e.g. the strategy's 30/70)."""
 
     period: int = 14
     name: str = "RSI"
-    source: Source = "close"
-    levels: tuple[float, ...] = (30.0, 70.0)
     color: str | None = "#7048e8"
-
-    def __post_init__(self) -> None:
-        _check_period("RSI", self.period)
-
-    @property
-    def lines(self) -> tuple[Line, ...]:
-        return (Line(self.name, f"RSI({self.period})", color=self.color),)
+    levels: tuple[float, ...] = (30.0, 70.0)
+    _label = "RSI({period})"
+    _kernel = _rsi_kernel
+    _stream_type = _RsiStream
 
     @property
     def plot(self) -> Plot:
         return Plot(panel=self.name, levels=tuple(float(v) for v in self.levels), limits=(0, 100))
-
-    def compute(self, data):
-        x = _source(data, self.source)
-        out = np.empty(len(x))
-        _rsi_kernel(x, int(self.period), out)
-        return {self.name: out}
-
-    def stream(self):
-        return _RsiStream(int(self.period), self.source)
 
 
 # -- MACD ----------------------------------------------------------------------------------
@@ -403,6 +389,16 @@ def _extreme_kernel(x, period, highest, out):  # pragma: no cover - compiled
         out[i] = x[queue[head]] if i >= period - 1 else np.nan
 
 
+@njit(cache=True, nogil=True)
+def _highest_kernel(x, period, out):  # pragma: no cover - compiled
+    _extreme_kernel(x, period, True, out)
+
+
+@njit(cache=True, nogil=True)
+def _lowest_kernel(x, period, out):  # pragma: no cover - compiled
+    _extreme_kernel(x, period, False, out)
+
+
 class _ExtremeStream:
     __slots__ = ("period", "source", "_pick", "_window")
 
@@ -419,57 +415,25 @@ class _ExtremeStream:
 
 
 @dataclass(frozen=True)
-class Highest(Indicator):
+class Highest(_OneLine):
     """Highest ``source`` of the last ``period`` bars, this one included (TA-Lib MAX); with
     :class:`Lowest` the Donchian channel."""
 
-    period: int
     name: str = "highest"
     source: Source = "high"
     color: str | None = "#2b8a3e"
-
-    def __post_init__(self) -> None:
-        _check_period("Highest", self.period)
-
-    @property
-    def lines(self) -> tuple[Line, ...]:
-        return (Line(self.name, f"highest {self.source}({self.period})", color=self.color),)
-
-    plot = Plot()
-
-    def compute(self, data):
-        x = _source(data, self.source)
-        out = np.empty(len(x))
-        _extreme_kernel(x, int(self.period), True, out)
-        return {self.name: out}
-
-    def stream(self):
-        return _ExtremeStream(int(self.period), self.source, True)
+    _label = "highest {source}({period})"
+    _kernel = _highest_kernel
+    _stream_type = partial(_ExtremeStream, highest=True)
 
 
 @dataclass(frozen=True)
-class Lowest(Indicator):
+class Lowest(_OneLine):
     """Lowest ``source`` of the last ``period`` bars, this one included (TA-Lib MIN)."""
 
-    period: int
     name: str = "lowest"
     source: Source = "low"
     color: str | None = "#c92a2a"
-
-    def __post_init__(self) -> None:
-        _check_period("Lowest", self.period)
-
-    @property
-    def lines(self) -> tuple[Line, ...]:
-        return (Line(self.name, f"lowest {self.source}({self.period})", color=self.color),)
-
-    plot = Plot()
-
-    def compute(self, data):
-        x = _source(data, self.source)
-        out = np.empty(len(x))
-        _extreme_kernel(x, int(self.period), False, out)
-        return {self.name: out}
-
-    def stream(self):
-        return _ExtremeStream(int(self.period), self.source, False)
+    _label = "lowest {source}({period})"
+    _kernel = _lowest_kernel
+    _stream_type = partial(_ExtremeStream, highest=False)
