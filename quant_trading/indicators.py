@@ -232,8 +232,8 @@ class EMA(_OneLine):
 def _rsi_kernel(x, period, out):  # pragma: no cover - compiled
     # Wilder's smoothing as TA-Lib computes it (unstable period 0): the first averages are
     # plain means of the first `period` gains and losses; the first value is at `period`.
-    # No move at all gives 0, as TA-Lib 0.6 does (0.4 also zeroed sums below 1e-14, which
-    # turned a long flat stretch after a rise from 100 into 0).
+    # No move at all gives 0, as the current TA-Lib C library (0.8) does; 0.4 also zeroed
+    # sums below 1e-14, which turned a long flat stretch after a rise from 100 into 0.
     n = len(x)
     gain = 0.0
     loss = 0.0
