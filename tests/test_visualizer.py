@@ -179,7 +179,9 @@ def test_a_window_draws_only_its_bars_and_markers(cache_dir):
     bodies = [c for c in chart.price_ax.collections if type(c) is PolyCollection]
     assert [len(c.get_paths()) for c in bodies] == [390]  # mplfinance's candle bodies
     assert len(chart.volume_bars.get_paths()) == 390
-    assert len(chart.macd_line.get_xdata()) == 390 and len(chart.hist_bars.get_paths()) == 390
+    (macd,) = chart.indicator_panels  # MACD, Signal and the Hist bars of the window
+    assert [len(line.get_xdata()) for line, _ in macd.lines] == [390, 390]
+    assert [len(bars.get_paths()) for bars, _ in macd.bars] == [390]
     span = (
         chart.overview_span.get_x(),
         chart.overview_span.get_x() + chart.overview_span.get_width(),

@@ -1,6 +1,7 @@
 """The visualizer's Tk window on a virtual X display (Xvfb): it starts on a real backtest's
-cache, switches symbol and timeframe, moves to the next trade, shows a chart a screenshot can
-see, tells the user what to do when the cache is empty, missing or corrupt, and closes.
+cache, switches symbol and timeframe (also between strategies that draw different indicator
+panels), moves to the next trade, shows a chart a screenshot can see, tells the user what to
+do when the cache is empty, missing or corrupt, and closes.
 
 The tests start their own Xvfb; without one installed they are skipped (``.ci/run``
 installs it). Every wait has a deadline; nothing asserts on elapsed time.
@@ -8,6 +9,7 @@ installs it). Every wait has a deadline; nothing asserts on elapsed time.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import queue
@@ -26,10 +28,11 @@ import pytest
 from matplotlib.backend_bases import MouseEvent
 from PIL import Image
 from test_visualizer import REPO_ROOT, make_cache
+from test_visualizer_indicators import legend_texts, lines_by_label, make_indicator_caches
 
 from quant_trading.timeframes import parse_time
 from quant_trading.visualization.app import TradeVisualizerApp
-from quant_trading.visualization.chart import CANDLE_DOWN, CANDLE_UP
+from quant_trading.visualization.chart import CANDLE_DOWN, CANDLE_UP, PALETTE
 from quant_trading.visualization.markers import LOOKS
 
 WAIT = 20.0  # seconds any single wait may take before the test fails
@@ -76,6 +79,11 @@ def display() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
     return make_cache(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def indicator_caches(tmp_path_factory) -> Path:
+    return make_indicator_caches(tmp_path_factory.getbasetemp())
 
 
 def pump(root: tk.Tk, done: Callable[[], bool], what: str) -> None:
@@ -216,6 +224,81 @@ def test_keys_and_mouse_move_the_window(open_app, cache_dir):
     assert app.view.width < width
 
 
+def test_switching_between_strategies_redraws_their_indicators(open_app, indicator_caches):
+    # 5m: AAPL backtested with MACD, SPY with two moving averages and RSI, MSFT with none;
+    # 15m: SPY with MACD and RSI. One figure, panels rebuilt as the strategy changes.
+    app = open_app(indicator_caches, timeframe="5m", symbol="AAPL")
+    root = app.root
+
+    def panels() -> list[list[str]]:
+        return [legend_texts(p.ax) for p in app.chart.indicator_panels]
+
+    assert panels() == [["MACD", "Signal", "Hist"]]
+    assert_screen_shows(root, {"MACD": "#1f77b4", "Signal": "#ff7f0e"})
+
+    choose(app.symbol_box, "SPY", root)
+    pump(root, lambda: not app._render_pending, "the SPY chart")
+    assert panels() == [["RSI(14)"]]
+    assert list(lines_by_label(app.chart.price_ax)) == ["SMA(10)", "SMA(30)"]
+    assert "MA_RSI" in app.chart.title_text.get_text()
+    assert "MACD" not in app.chart.title_text.get_text() + root.title()
+    wanted = {"RSI": "#7048e8", "SMA(10)": PALETTE[0], "SMA(30)": "#8c564b"}
+    assert_screen_shows(root, wanted)
+
+    app.scroll(-100)  # moves redraw the new panels over the saved background
+    pump(root, lambda: not app._render_pending, "the scroll")
+    assert app.chart.window == (app.view.start, app.view.stop)
+    assert len(lines_by_label(app.chart.indicator_panels[0].ax)["RSI(14)"].get_xdata()) == 390
+    assert_screen_shows(root, wanted)
+
+    choose(app.symbol_box, "MSFT", root)
+    pump(root, lambda: not app._render_pending, "the MSFT chart")
+    assert panels() == [] and len(app.chart.panels) == 2
+    assert_screen_shows(root, {"up candle": CANDLE_UP}, absent={"RSI": "#7048e8"})
+
+    choose(app.timeframe_box, "15m", root)
+    pump(root, lambda: not app._render_pending, "the 15m chart")
+    assert (app.backtest.symbol, app.backtest.timeframe) == ("SPY", "15m")
+    assert panels() == [["MACD", "Signal", "Hist"], ["RSI(14)"]]
+
+    choose(app.timeframe_box, "5m", root)
+    choose(app.symbol_box, "AAPL", root)
+    pump(root, lambda: not app._render_pending, "the AAPL chart again")
+    assert panels() == [["MACD", "Signal", "Hist"]]
+    assert_screen_shows(root, {"MACD": "#1f77b4"}, absent={"RSI": "#7048e8"})
+
+
+def assert_screen_shows(
+    root: tk.Tk, colours: dict[str, str], absent: dict[str, str] | None = None
+) -> None:
+    """Wait until a screenshot of the display has pixels of every colour in ``colours`` and
+    none of ``absent`` (fails after WAIT seconds, naming what is wrong)."""
+    if shutil.which("import") is None:
+        return  # nothing to look with; the artists were checked
+    absent = absent or {}
+    deadline = time.monotonic() + WAIT
+    while True:  # the X server may show the window a moment after Tk drew it
+        root.update()
+        shot = subprocess.run(
+            ["import", "-window", "root", "png:-"], check=True, capture_output=True, timeout=WAIT
+        ).stdout
+        with Image.open(io.BytesIO(shot)) as image:
+            pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+        found = {name: colour_pixels(pixels, colour) for name, colour in (colours | absent).items()}
+        wrong = [f"no {n}" for n in colours if found[n] < 20]
+        wrong += [f"still {n}" for n in absent if found[n] >= 20]
+        if not wrong:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the screen shows {', '.join(wrong)}")
+
+
+def colour_pixels(pixels: np.ndarray, colour: str) -> int:
+    """How many pixels are (within antialiasing) ``colour``."""
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels - rgb).max(axis=1) <= 30).sum())
+
+
 def test_start_and_end_choose_the_first_window(open_app, cache_dir):
     start, end = parse_time("2026-07-06"), parse_time("2026-07-07", end=True)
     app = open_app(cache_dir, timeframe="10m", symbol="AAPL", start=start, end=end)
@@ -290,10 +373,8 @@ def chart_problems(path: Path) -> list[str]:
     wanted = {"up candle": CANDLE_UP, "down candle": CANDLE_DOWN}
     wanted |= {look.label: look.color for look in LOOKS.values()}
     for name, colour in wanted.items():
-        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
         # Candles are drawn slightly transparent over the panel's near-white background.
-        near = np.abs(pixels - rgb).max(axis=1) <= 30
-        if near.sum() < 20:
+        if colour_pixels(pixels, colour) < 20:
             problems.append(f"no {name} colour {colour}")
     return problems
 

@@ -1,22 +1,30 @@
-"""The trade chart as a matplotlib figure: header, candlesticks with trade markers, volume,
-MACD and an overview strip of the whole period. No tkinter here: the Tk window embeds this
-figure, ``--export`` saves it, and the tests inspect its artists without a display.
+"""The trade chart as a matplotlib figure: header, candlesticks with trade markers and the
+strategy's price overlays, volume, one panel per indicator panel the strategy declares, and
+an overview strip of the whole period. No tkinter here: the Tk window embeds this figure,
+``--export`` saves it, and the tests inspect its artists without a display.
+
+What to draw comes from the cache (:attr:`CachedBacktest.indicators`, the strategy's
+:class:`~quant_trading.drawing.Drawing` hints), never from strategy code: a line over the
+candles for each ``"price"`` line, and below volume a panel per other ``Plot.panel`` name, in
+declaration order, with its lines, sign-coloured histograms, reference levels and limits.
 
 Redrawing. A year of 5-minute bars is ~20,000 candles; only the visible window (a week by
 default, at most :data:`~.viewport.MAX_BARS`) is drawn. One full ``mpf.plot`` of a week with
 volume and MACD addplots costs ~0.65 s per move on the project's 2-core machine
 (benchmarks/bench_visualizer.py), because mplfinance draws volume and histogram bars as one
 patch per bar. So each move asks mplfinance for the candles only (external-axes mode on the
-price axes, ~25 ms, keeping its style and candle drawing), while volume, MACD and the
-overview are artists made once and updated in place (a ``PolyCollection`` renders hundreds
-of bars in one call). Rendering the whole figure still took ~130 ms, half of it the header
-text and the overview, which a move does not change: :meth:`TradeChart.draw` renders those
-once into a saved background and afterwards only the three panels and the overview's window
-marker on top of it (matplotlib's blitting). A move takes ~0.1 s.
+price axes, ~25 ms, keeping its style and candle drawing), while overlays, volume, the
+indicator panels and the overview are artists made once per panel layout and updated in
+place (a ``PolyCollection`` renders hundreds of bars in one call). Rendering the whole
+figure still took ~130 ms, half of it the header text and the overview, which a move does
+not change: :meth:`TradeChart.draw` renders those once into a saved background and
+afterwards only the stacked panels and the overview's window marker on top of it
+(matplotlib's blitting). A move takes ~0.1 s.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -26,6 +34,7 @@ import matplotlib as mpl
 import mplfinance as mpf
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
@@ -37,6 +46,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.transforms import Affine2D
 
 from ..backtesting.cache import CachedBacktest
+from ..drawing import Drawing, Line
 from .header import ChartHeader
 from .markers import LOOKS, Marker, MarkerKind, trade_markers
 from .viewport import Viewport, default_width
@@ -59,13 +69,23 @@ STYLE = mpf.make_mpf_style(
     marketcolors=mpf.make_marketcolors(up=CANDLE_UP, down=CANDLE_DOWN, inherit=True),
     gridstyle=":",
 )
-MACD_COLOR = "#1f77b4"
-SIGNAL_COLOR = "#ff7f0e"
+#: Colours for lines that declare none, in order: matplotlib's, without the greens, reds and
+#: greys of candles, markers and the close (orange, like the short-exit arrows, comes last).
+PALETTE = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#bcbd22", "#ff7f0e")
+LEVEL_COLOR = "#888888"
+HIST_ALPHA = 0.55
 EQUITY_COLOR = "#3b5bdb"
 #: Marker area in points² (scatter's ``s``): arrows ~13 pt long.
 MARKER_SIZE = 26.0**2
 #: Room above and below the price range for the arrows, as a share of that range.
 PRICE_MARGIN = 0.09
+#: How far beyond the candles' range an overlay (a long moving average far from the price)
+#: may stretch the price axis, as a share of that range: the candles keep at least half the
+#: panel's height, and what lies further out is cut off at the edge.
+OVERLAY_REACH = 0.5
+#: Height of an indicator panel relative to the price panel's 5.2; with more than two
+#: panels they share 3.8 so the candles stay the largest panel.
+PANEL_HEIGHT = 1.9
 MAX_TICKS = 8
 
 # An arrow pointing up with its tip at (0, 0): the tip touches the fill price and the arrow
@@ -106,6 +126,21 @@ def _bar_boxes(x: np.ndarray, low: np.ndarray, high: np.ndarray, width: float) -
     return boxes
 
 
+def _sign_colors(positive: np.ndarray) -> np.ndarray:
+    """RGBA per bar: the up-candle colour where ``positive``, else the down-candle colour."""
+    return np.where(
+        positive[:, None], mpl.colors.to_rgba(CANDLE_UP), mpl.colors.to_rgba(CANDLE_DOWN)
+    )
+
+
+def _line_colors(lines: list[Line]) -> list[str]:
+    """Each line's declared colour, else the next palette colour no line here declares (so
+    two undeclared moving averages never share one)."""
+    taken = {line.color for line in lines}
+    free = itertools.cycle([c for c in PALETTE if c not in taken] or PALETTE)
+    return [line.color or next(free) for line in lines]
+
+
 def _short_number(value: float, _pos=None) -> str:
     for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= size:
@@ -119,10 +154,68 @@ def _every(positions: np.ndarray, most: int) -> np.ndarray:
     return positions[::step]
 
 
+class _Panel:
+    """One indicator panel below the candles: its axes, made once per layout, and the lines
+    and histograms that each move refills from the visible bars."""
+
+    def __init__(self, ax: Axes, drawings: list[Drawing]) -> None:
+        self.ax = ax
+        plots = [d.plot for d in drawings]
+        lines = [line for d in drawings for line in d.lines]
+        self.limits = next((p.limits for p in plots if p.limits), None)
+        self.lines: list[tuple[Line2D, str]] = []
+        self.bars: list[tuple[PolyCollection, str]] = []
+        handles = []
+        colors = iter(_line_colors([x for x in lines if x.style == "line"]))
+        for x in lines:
+            if x.style == "histogram":  # coloured by sign, drawn under the lines
+                bars = PolyCollection([], linewidths=0, alpha=HIST_ALPHA, label=x.label)
+                ax.add_collection(bars)
+                self.bars.append((bars, x.column))
+                handles.append(
+                    Rectangle((0, 0), 1, 1, color=CANDLE_UP, alpha=HIST_ALPHA, label=x.label)
+                )
+            else:
+                (line,) = ax.plot([], [], color=next(colors), lw=1.1, label=x.label)
+                self.lines.append((line, x.column))
+                handles.append(line)
+        for level in dict.fromkeys(v for p in plots for v in p.levels):
+            # A zero line reads as an axis (solid); other levels as thresholds (dashed).
+            dashed = level != 0
+            ax.axhline(
+                level, color=LEVEL_COLOR, lw=0.8 if dashed else 0.6, ls="--" if dashed else "-"
+            )
+        if self.limits:
+            ax.set_ylim(*self.limits)
+        if handles:
+            ax.legend(
+                handles=handles, loc="upper left", fontsize=8, ncol=len(handles), frameon=False
+            )
+
+    def show(self, x: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        """Fill the artists with the visible bars and fit the y range to them."""
+        values = []
+        for line, column in self.lines:
+            line.set_data(x, columns[column])
+            values.append(columns[column])
+        for bars, column in self.bars:
+            heights = np.nan_to_num(columns[column])
+            bars.set_verts(_bar_boxes(x, np.zeros(len(x)), heights, 0.7))
+            bars.set_facecolor(_sign_colors(heights >= 0))
+            values.append(heights)
+        if self.limits:
+            return
+        values = np.concatenate(values) if values else np.empty(0)
+        values = values[np.isfinite(values)]
+        self.ax.set_ylim(*_padded(values.min(), values.max(), 0.12) if len(values) else (-1, 1))
+
+
 class TradeChart:
     """One figure showing one backtest; :meth:`show` draws a window of bars.
 
     Build it on a fresh ``Figure`` (Agg, for files and tests) or on the one a Tk canvas owns.
+    The panels follow the backtest's indicators: setting a backtest whose strategy draws
+    different panels rebuilds the axes on the same figure.
     """
 
     def __init__(self, figure: Figure | None = None) -> None:
@@ -137,27 +230,14 @@ class TradeChart:
         self._background = None  # saved render of everything a move leaves alone
         self._background_bounds = None
         self._layout_size = None
-        self._build_axes()
-        self.relayout()
+        self._build_texts()
+        self._build_axes(())
 
-    # -- layout, made once ------------------------------------------------------------------
+    # -- layout ------------------------------------------------------------------------------
 
-    def _build_axes(self) -> None:
+    def _build_texts(self) -> None:
         fig = self.figure
         fig.set_facecolor("white")
-        # Margins are set in pixels by relayout(): the header and tick labels keep their size
-        # when the window is resized, the panels take the rest.
-        self._grid = grid = fig.add_gridspec(
-            5, 1, height_ratios=[5.2, 1.1, 1.9, 0.42, 0.85], hspace=0.06
-        )
-        self.price_ax = fig.add_subplot(grid[0])
-        self.volume_ax = fig.add_subplot(grid[1])
-        self.macd_ax = fig.add_subplot(grid[2])
-        self.overview_ax = fig.add_subplot(grid[4])
-        self.equity_ax = self.overview_ax.twinx()
-        for ax in self.panels + (self.overview_ax,):
-            self._style_axes(ax)
-
         self.title_text = fig.text(0, 1, "", va="top", fontsize=13, weight="bold")
         self.summary_text = fig.text(0, 1, "", va="top", fontsize=10)
         self.message_text = fig.text(
@@ -187,27 +267,54 @@ class TradeChart:
             columnspacing=1.2,
         )
 
-        # Volume and MACD: made once, updated in place on every move (see module docstring).
+    def _build_axes(self, drawings: tuple[Drawing, ...]) -> None:
+        """(Re)make every axes and the artists a move updates, for ``drawings``' panels."""
+        fig = self.figure
+        for ax in list(fig.axes):
+            ax.remove()
+        self._drawings = drawings
+        overlays = [line for d in drawings if d.plot.overlay for line in d.lines]
+        groups: dict[str, list[Drawing]] = {}
+        for drawing in drawings:
+            if not drawing.plot.overlay:
+                groups.setdefault(drawing.plot.panel, []).append(drawing)
+        share = min(PANEL_HEIGHT, 3.8 / len(groups)) if groups else 0
+        # Margins are set in pixels by relayout(): the header and tick labels keep their size
+        # when the window is resized, the panels take the rest.
+        ratios = [5.2, 1.1, *[share] * len(groups), 0.42, 0.85]
+        self._grid = grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.06)
+        self.price_ax = fig.add_subplot(grid[0])
+        self.volume_ax = fig.add_subplot(grid[1])
+        self.indicator_panels = [
+            _Panel(fig.add_subplot(grid[2 + i]), group) for i, group in enumerate(groups.values())
+        ]
+        self.overview_ax = fig.add_subplot(grid[-1])
+        self.equity_ax = self.overview_ax.twinx()
+        for ax in self.panels + (self.overview_ax,):
+            self._style_axes(ax)
+
+        # Overlays, volume and the indicator panels: made once per layout, updated in place
+        # on every move (see module docstring).
+        self.overlay_lines: list[tuple[Line2D, str]] = []
+        for x, color in zip(overlays, _line_colors(overlays)):
+            # Over the candles (zorder 3), under the trade markers (6).
+            (line,) = self.price_ax.plot([], [], color=color, lw=1.2, label=x.label, zorder=3)
+            self.overlay_lines.append((line, x.column))
+        if overlays:  # framed: candles may run under it
+            self.price_ax.legend(
+                handles=[line for line, _ in self.overlay_lines],
+                loc="upper left",
+                fontsize=8,
+                ncol=len(overlays),
+                framealpha=0.8,
+            )
         self.volume_bars = PolyCollection([], linewidths=0, alpha=0.75)
         self.volume_ax.add_collection(self.volume_bars)
         self.volume_ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
         self.volume_ax.text(
             0.005, 0.95, "Volume", transform=self.volume_ax.transAxes, va="top", fontsize=8
         )
-        self.hist_bars = PolyCollection([], linewidths=0, alpha=0.55, label="Hist")
-        self.macd_ax.add_collection(self.hist_bars)
-        (self.macd_line,) = self.macd_ax.plot([], [], color=MACD_COLOR, lw=1.1, label="MACD")
-        (self.signal_line,) = self.macd_ax.plot([], [], color=SIGNAL_COLOR, lw=1.1, label="Signal")
-        self.macd_ax.axhline(0, color="#888888", lw=0.6)
-        hist_handle = Rectangle((0, 0), 1, 1, color=CANDLE_UP, alpha=0.55, label="Hist")
-        self.macd_ax.legend(
-            handles=[self.macd_line, self.signal_line, hist_handle],
-            loc="upper left",
-            fontsize=8,
-            ncol=3,
-            frameon=False,
-        )
-        for ax in (self.price_ax, self.volume_ax):
+        for ax in self.panels[:-1]:  # only the lowest panel labels the shared time axis
             ax.xaxis.set_major_formatter(NullFormatter())
 
         (self.close_line,) = self.overview_ax.plot([], [], color="#777777", lw=0.8, label="Close")
@@ -229,6 +336,7 @@ class TradeChart:
             borderaxespad=0.1,
         )
         self.overview_ax.tick_params(axis="x", labelsize=8)
+        self.relayout()
 
     def relayout(self) -> None:
         """Fit margins, header and legend to the figure's current size in pixels."""
@@ -247,9 +355,9 @@ class TradeChart:
         self._layout_size = (width, height)
 
     @property
-    def panels(self) -> tuple:
-        """The three stacked panels that share the visible window."""
-        return (self.price_ax, self.volume_ax, self.macd_ax)
+    def panels(self) -> tuple[Axes, ...]:
+        """The stacked panels that share the visible window: price, volume, indicators."""
+        return (self.price_ax, self.volume_ax, *(p.ax for p in self.indicator_panels))
 
     @staticmethod
     def _style_axes(ax) -> None:
@@ -263,14 +371,16 @@ class TradeChart:
 
     def set_backtest(self, backtest: CachedBacktest) -> None:
         """Show ``backtest``: header, overview and markers; call :meth:`show` next."""
+        drawings = tuple(backtest.indicators)
+        if drawings != self._drawings:
+            self._build_axes(drawings)
         self.backtest = backtest
         self.header = ChartHeader.from_backtest(backtest)
         candles = backtest.candles
         self._times = candles.index
-        self._columns = {
-            name: candles[name].to_numpy(np.float64)
-            for name in ("open", "high", "low", "close", "volume", "MACD", "Signal", "Hist")
-        }
+        columns = ["open", "high", "low", "close", "volume"]
+        columns += [line.column for d in drawings for line in d.lines]
+        self._columns = {name: candles[name].to_numpy(np.float64) for name in columns}
         self._up = self._columns["close"] >= self._columns["open"]
         # Wall-clock day and hour of each bar, for tick placement (New York time).
         wall = candles.index.tz_localize(None).asi8 // 60_000_000
@@ -358,8 +468,7 @@ class TradeChart:
         cols = {k: v[first:stop] for k, v in self._columns.items()}
         xlim = (-1.0, float(n))
 
-        low, high = np.nanmin(cols["low"]), np.nanmax(cols["high"])
-        ylim = _padded(low, high, PRICE_MARGIN)
+        ylim = _padded(*self._price_range(cols), PRICE_MARGIN)
         # The previous window's candles, markers and highlight go; the axes and its ticks stay
         # (clearing the axes would rebuild every tick, a third of a move's time).
         for artist in [*self.price_ax.collections, *self.price_ax.patches]:
@@ -385,35 +494,21 @@ class TradeChart:
                 zorder=0,
             )
         self._draw_markers(first, stop)
+        for line, column in self.overlay_lines:
+            line.set_data(x, cols[column])
 
-        up = self._up[first:stop]
-        colors = np.where(
-            up[:, None], mpl.colors.to_rgba(CANDLE_UP), mpl.colors.to_rgba(CANDLE_DOWN)
-        )
         self.volume_bars.set_verts(_bar_boxes(x, np.zeros(n), cols["volume"], 0.7))
-        self.volume_bars.set_facecolor(colors)
+        self.volume_bars.set_facecolor(_sign_colors(self._up[first:stop]))
         self.volume_ax.set_ylim(0, max(float(np.nanmax(cols["volume"])), 1.0) * 1.08)
-
-        hist = np.nan_to_num(cols["Hist"])
-        hist_colors = np.where(
-            (hist >= 0)[:, None], mpl.colors.to_rgba(CANDLE_UP), mpl.colors.to_rgba(CANDLE_DOWN)
-        )
-        self.hist_bars.set_verts(_bar_boxes(x, np.zeros(n), hist, 0.7))
-        self.hist_bars.set_facecolor(hist_colors)
-        self.macd_line.set_data(x, cols["MACD"])
-        self.signal_line.set_data(x, cols["Signal"])
-        values = np.concatenate([cols["MACD"], cols["Signal"], hist])
-        values = values[np.isfinite(values)]
-        self.macd_ax.set_ylim(
-            *_padded(values.min(), values.max(), 0.12) if len(values) else (-1, 1)
-        )
+        for panel in self.indicator_panels:
+            panel.show(x, cols)
 
         ticks, labels = self._ticks(first, stop)
         for ax in self.panels:
             ax.set_xlim(*xlim)
             ax.set_xticks(ticks - first)
         self.price_ax.xaxis.set_major_formatter(NullFormatter())
-        self.macd_ax.set_xticklabels(labels)
+        self.panels[-1].set_xticklabels(labels)
 
         in_view = ((self.entry_bars >= first) & (self.entry_bars < stop)) | (
             (self.exit_bars >= first) & (self.exit_bars < stop)
@@ -458,6 +553,18 @@ class TradeChart:
 
     def _dynamic_artists(self) -> list:
         return [*self.panels, self.overview_span]
+
+    def _price_range(self, cols: dict[str, np.ndarray]) -> tuple[float, float]:
+        """The candles' low and high, widened to the overlays by at most OVERLAY_REACH."""
+        low, high = np.nanmin(cols["low"]), np.nanmax(cols["high"])
+        if self.overlay_lines:
+            values = np.concatenate([cols[column] for _, column in self.overlay_lines])
+            values = values[np.isfinite(values)]  # NaN while an average warms up
+            if len(values):
+                reach = (high - low) * OVERLAY_REACH
+                low = max(min(low, values.min()), low - reach)
+                high = min(max(high, values.max()), high + reach)
+        return low, high
 
     def _draw_markers(self, first: int, stop: int) -> None:
         for group in self._groups:

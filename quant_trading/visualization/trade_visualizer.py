@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def _parser() -> ArgumentParser:
     p = ArgumentParser(
         prog=PROG,
-        description="Candlesticks, MACD and trade markers from run_backtest's cache.",
+        description="Candlesticks, indicators and trade markers from run_backtest's cache.",
     )
     p.add_argument(
         "--timeframe", help="timeframe folder to open first (default: 5m, else the first found)"
