@@ -82,10 +82,10 @@ def test_same_trades_as_backtesting_py(symbol):
     np.testing.assert_array_equal(ours.shares * np.where(ours.side == "long", 1, -1), theirs.Size)
     np.testing.assert_allclose(ours.commission, theirs.Commission, rtol=0, atol=1e-9)
     # The one documented difference: the position still open at the end. We close it at the
-    # last bar's close; backtesting.py's finalize_trades uses the close before it.
+    # last bar's close; backtesting.py's finalize_trades fills it at the last bar's open.
     closed = slice(0, -1)
     np.testing.assert_allclose(ours.exit_price[closed], theirs.ExitPrice[closed], rtol=0, atol=1e-9)
     np.testing.assert_allclose(ours.pnl[closed], theirs.PnL[closed], rtol=0, atol=1e-6)
     assert ours.exit_reason.iloc[-1] == "end of data"
     assert ours.exit_price.iloc[-1] == bars.close.iloc[-1]
-    assert theirs.ExitPrice.iloc[-1] == bars.close.iloc[-2]
+    assert theirs.ExitPrice.iloc[-1] == bars.open.iloc[-1]
