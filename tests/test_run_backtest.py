@@ -127,7 +127,7 @@ def test_strategy_selection_precedence(tmp_path):
     env_file = tmp_path / "strategy.env"
     env_file.write_text("ACTIVE_STRATEGY=NOPE\nMACD_SYMBOLS=SPY\nMACD_FAST=8\n")
     args = ("--data-dir", str(SAMPLE), "--no-cache", "--env-file", str(env_file))
-    assert "unknown strategy 'NOPE'; registered: MACD" in run(*args).stderr
+    assert "unknown strategy 'NOPE'; registered: " in run(*args).stderr
     by_env = run(*args, env={"ACTIVE_STRATEGY": "macd", "MACD_FAST": "10"})
     assert (
         by_env.returncode == 0
