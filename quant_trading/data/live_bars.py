@@ -1,8 +1,10 @@
-"""Live bars for one symbol on several timeframes: history first, then 5-second bars.
+"""Live bars for one symbol on several timeframes, run through a strategy: history first,
+then 5-second bars.
 
 Pure (no I/O, no ibapi): the market data tracker feeds it and prints what comes out. Each
-timeframe keeps its finished bars and an incremental MACD over them, so the numbers equal
-:func:`quant_trading.macd.macd` over the same bars, i.e. what the backtest computes.
+timeframe keeps its finished bars in its own :class:`~quant_trading.strategy.StrategyStream`,
+so every finished bar comes with the strategy's indicator values at it and the strategy's
+target position on that timeframe: the numbers the backtest computes over the same bars.
 
 A live bar is trusted only if the 5-second feed covered it from its first second. The first
 bar after subscribing (or after a reconnect) usually is not: its start happened before the
@@ -14,91 +16,77 @@ doubled, or built from half its trades.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 
-from ..bars import OHLCV, Bar, BarAggregator
-from ..macd import MacdPoint, MacdState
-from ..timeframes import parse_timeframe
+from ..bars import EXCHANGE_TZ, OHLCV, Bar, BarAggregator
+from ..strategy import StrategyConfig, StrategyStream
+from ..timeframes import Timeframe, parse_timeframe
 
 __all__ = ["FinishedBar", "LiveBars", "TimeframeBars"]
 
 
 @dataclass(frozen=True)
 class FinishedBar:
-    """A bar ready to show: its MACD values and whether MACD crossed Signal on it."""
+    """A bar ready to show, with the strategy's indicator values at it (column -> value,
+    NaN while warming up) and its target position on this timeframe after and before it."""
 
     symbol: str
-    timeframe: str
+    timeframe: Timeframe
     bar: Bar
-    macd: MacdPoint
-    cross: int  # +1 crossed above Signal, -1 below, 0 none
+    values: dict[str, float]
+    position: int  # +1 long, -1 short, 0 flat
+    previous: int  # the target before this bar
     source: str  # "history" or "live"
 
 
-@dataclass
 class TimeframeBars:
-    """One timeframe's finished bars and MACD state."""
+    """One timeframe's finished bars, each fed to the strategy as it is added."""
 
-    timeframe: str
-    fast: int = 12
-    slow: int = 26
-    signal: int = 9
-    bars: list[Bar] = field(default_factory=list)
-    points: list[MacdPoint] = field(default_factory=list)
-    aggregator: BarAggregator = field(init=False)
-    _macd: MacdState = field(init=False)
-    _last_sign: int = 0  # sign of the last non-zero Hist, for the cross rule
-
-    def __post_init__(self) -> None:
+    def __init__(self, timeframe: Timeframe | str, strategy: StrategyConfig) -> None:
+        self.timeframe = parse_timeframe(timeframe)
+        self.stream: StrategyStream = strategy.stream()
+        self.times: list[pd.Timestamp] = []
         self.aggregator = BarAggregator(self.timeframe)
-        self._macd = MacdState(self.fast, self.slow, self.signal)
 
     @property
     def last_time(self) -> pd.Timestamp | None:
         """Start time of the newest finished bar."""
-        return self.bars[-1].time if self.bars else None
+        return self.times[-1] if self.times else None
 
     @property
     def seconds(self) -> int:
         """Bar length in seconds."""
-        return parse_timeframe(self.timeframe).seconds
+        return self.timeframe.seconds
 
-    def append(self, bar: Bar) -> tuple[MacdPoint, int] | None:
-        """Add a finished bar unless it is not newer than the last one; returns its MACD
-        point and cross (same rule as the MACD strategy), or None if it was a duplicate."""
-        if self.bars and bar.time <= self.bars[-1].time:
+    def append(self, bar: Bar, symbol: str, source: str) -> FinishedBar | None:
+        """Add a finished bar and run the strategy on it; None (and nothing added) if it is
+        not newer than the last one."""
+        if self.times and bar.time <= self.times[-1]:
             return None
-        point = self._macd.update(bar.close)
-        self.bars.append(bar)
-        self.points.append(point)
-        sign = (
-            0 if math.isnan(point.hist) else (1 if point.hist > 0 else -1 if point.hist < 0 else 0)
+        self.times.append(bar.time)
+        point = self.stream.update(bar)
+        return FinishedBar(
+            symbol, self.timeframe, bar, point.values, point.position, point.previous, source
         )
-        cross = sign if sign != 0 and self._last_sign == -sign else 0
-        if sign != 0:
-            self._last_sign = sign
-        return point, cross
 
     def frame(self) -> pd.DataFrame:
-        """The finished bars with MACD, Signal and Hist, as the canonical bars frame."""
-        index = pd.DatetimeIndex([b.time for b in self.bars], name="time")
-        frame = pd.DataFrame({c: [getattr(b, c) for b in self.bars] for c in OHLCV}, index=index)
-        frame["MACD"] = [p.macd for p in self.points]
-        frame["Signal"] = [p.signal for p in self.points]
-        frame["Hist"] = [p.hist for p in self.points]
-        return frame.astype(float)
+        """The finished bars with the strategy's indicator columns, as the canonical frame."""
+        index = pd.DatetimeIndex(self.times, name="time")
+        return pd.DataFrame({c: a.copy() for c, a in self.stream.arrays().items()}, index=index)
 
 
 class LiveBars:
-    """All timeframes of one symbol."""
+    """All timeframes of one symbol, each running ``strategy``."""
 
-    def __init__(self, symbol: str, timeframes: list[str], fast=12, slow=26, signal=9) -> None:
+    def __init__(
+        self, symbol: str, timeframes: Iterable[Timeframe | str], strategy: StrategyConfig
+    ) -> None:
         self.symbol = symbol
         self.timeframes = {
-            parse_timeframe(tf).name: TimeframeBars(parse_timeframe(tf).name, fast, slow, signal)
-            for tf in timeframes
+            tf.name: TimeframeBars(tf, strategy) for tf in map(parse_timeframe, timeframes)
         }
         self.live_since = math.inf  # epoch seconds from which the 5-second feed is complete
 
@@ -110,27 +98,26 @@ class LiveBars:
             tf.aggregator = BarAggregator(tf.timeframe)
 
     def add_history(
-        self, timeframe: str, bars: pd.DataFrame, through: pd.Timestamp | None = None
+        self, timeframe: Timeframe | str, bars: pd.DataFrame, through: pd.Timestamp | None = None
     ) -> list[FinishedBar]:
         """Add historical bars (canonical frame) newer than the last finished one, up to and
         including ``through`` (later, unfinished bars are left to the live feed)."""
-        tf = self.timeframes[timeframe]
+        tf = self.timeframes[parse_timeframe(timeframe).name]
         out = []
         for time, row in bars[OHLCV].iterrows():
             if through is not None and time > through:
                 break
-            bar = Bar(time, *(float(v) for v in row))
-            added = tf.append(bar)
+            added = tf.append(Bar(time, *(float(v) for v in row)), self.symbol, "history")
             if added is not None:
-                out.append(FinishedBar(self.symbol, timeframe, bar, added[0], added[1], "history"))
+                out.append(added)
         return out
 
     def add_realtime_bar(
         self, time: float, open: float, high: float, low: float, close: float, volume: float
     ) -> tuple[list[FinishedBar], dict[str, pd.Timestamp]]:
         """Feed one 5-second bar (epoch seconds). Returns the bars it finished and, per
-        timeframe, the start of a finished bar the feed did not fully cover (fetch history
-        through it and pass it to :meth:`add_history`)."""
+        timeframe name, the start of a finished bar the feed did not fully cover (fetch
+        history through it and pass it to :meth:`add_history`)."""
         if time < self.live_since:
             self.live_since = time
         finished, gaps = [], {}
@@ -141,9 +128,9 @@ class LiveBars:
             if bar.time.timestamp() < self.live_since or self._missing_before(tf, bar):
                 gaps[name] = bar.time
                 continue
-            added = tf.append(bar)
+            added = tf.append(bar, self.symbol, "live")
             if added is not None:
-                finished.append(FinishedBar(self.symbol, name, bar, added[0], added[1], "live"))
+                finished.append(added)
         return finished, gaps
 
     def add_trade(
@@ -156,7 +143,8 @@ class LiveBars:
     @staticmethod
     def _missing_before(tf: TimeframeBars, bar: Bar) -> bool:
         # A live bar right after a gap in our series (e.g. bars missed while the history
-        # request was in flight) must come from history too, or MACD would skip bars.
+        # request was in flight) must come from history too, or the indicators would skip
+        # bars.
         if tf.last_time is None:
             return False
         expected_next = tf.last_time + pd.Timedelta(seconds=tf.seconds)
@@ -164,4 +152,4 @@ class LiveBars:
 
 
 def _same_session(a: pd.Timestamp, b: pd.Timestamp) -> bool:
-    return a.tz_convert("America/New_York").date() == b.tz_convert("America/New_York").date()
+    return a.tz_convert(EXCHANGE_TZ).date() == b.tz_convert(EXCHANGE_TZ).date()

@@ -1,14 +1,17 @@
-"""Real-time market data: quotes and trades as they come, and 1/3/5/10-minute bars with
-MACD(12,26,9) built by the shared core.
+"""Real-time market data: quotes and trades as they come, and 1/3/5/10-minute (or any
+clock-aligned) bars with a strategy's indicators and target position, built by the shared
+core.
 
     python -m quant_trading.data.market_data_tracker [--symbols AAPL MSFT] [--timeframes 1 3 5 10]
+        [--strategy NAME] [--strategy-path DIR]
 
-Before going live each timeframe is back-filled from history (at least 400 bars where the
-data allows) so MACD is warm from the first live bar and equals what the backtest computes
-on the same bars. Live bars come from IB's 5-second real-time bars (exact OHLCV); bars that
-the live feed did not cover from their first second (the first one, and any after a
-reconnect) are taken from history instead, so no bar is lost or doubled. Ticks are printed
-for display. Read-only: it places no orders.
+Each timeframe runs the strategy bar by bar (:mod:`.live_bars`). Before going live each
+timeframe is back-filled from history (at least MIN_HISTORY_BARS bars beyond the strategy's
+warm-up, where the data allows) so the indicators are warm from the first live bar and equal
+what the backtest computes on the same bars. Live bars come from IB's 5-second real-time bars
+(exact OHLCV); bars that the live feed did not cover from their first second (the first one,
+and any after a reconnect) are taken from history instead, so no bar is lost or doubled.
+Ticks are printed for display. Read-only: it places no orders.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from ibapi.ticktype import TickTypeEnum
 
-from ..bars import EXCHANGE_TZ
+from ..bars import EXCHANGE_TZ, aggregate
 from ..cli import (
     ArgumentParser,
     add_connection_arguments,
@@ -47,7 +51,7 @@ from ..core.pacing import PacingLimiter
 from ..csv_store import bars_filename, read_bars, write_bars
 from ..settings import load_settings, split_symbols
 from ..strategy import StrategyConfig, StrategyError, configure
-from ..timeframes import parse_timeframe
+from ..timeframes import IB_BAR_SIZES, IB_MAX_DURATION, Timeframe, TimeframeError, parse_timeframe
 from .live_bars import FinishedBar, LiveBars
 
 __all__ = ["MarketDataTracker", "format_bar", "MIN_HISTORY_BARS"]
@@ -58,10 +62,17 @@ log = logging.getLogger(__name__)
 MIN_HISTORY_BARS = 400
 #: The longest duration IB serves per request for each bar size (its step-size table).
 _CHUNK = {"1m": ("1 D", 1), "3m": ("1 W", 7), "5m": ("1 W", 7), "10m": ("1 W", 7)}
+_UNIT_DAYS = {"D": 1, "W": 7, "M": 30}  # to step back over a period with no bars
+#: IB bar sizes history is requested in: those that divide half an hour. IB labels a
+#: session's first bar by the 09:30 open (its first hourly bar is 09:30-10:00), while our
+#: bins follow the clock (09:00-10:00), so coarser bars are aggregated here from these.
+_HISTORY_SIZES = sorted(
+    (tf for tf in map(parse_timeframe, IB_BAR_SIZES) if tf.unit == "m" and 1800 % tf.seconds == 0),
+    key=lambda tf: -tf.seconds,
+)
 NO_SUBSCRIPTION = (354, 10167)
 _SESSION_OPEN = datetime.time(9, 30)
 _SIDES = {1: "LONG", -1: "SHORT", 0: "FLAT"}
-_CROSS_TEXT = {1: "  ^ MACD crossed above Signal", -1: "  v MACD crossed below Signal"}
 
 
 @dataclass(frozen=True)
@@ -71,53 +82,68 @@ class _Event:
     payload: tuple = ()
 
 
-def format_bar(item: FinishedBar) -> str:
-    """One finished bar with its MACD values and crossover mark."""
-    bar, point = item.bar, item.macd
-
-    def num(value: float, spec: str = ".4f") -> str:
-        return "n/a" if math.isnan(value) else format(value, spec)
-
-    return (
-        f"Bar {item.timeframe:>3} {item.symbol:<6} {bar.time:%Y-%m-%d %H:%M}  "
+def format_bar(item: FinishedBar, strategy: StrategyConfig) -> str:
+    """One finished bar as printed: OHLCV, then the strategy's indicator values under their
+    labels; a mark with the strategy's ``signal_text`` where its target rises or falls; and,
+    on the strategy's own timeframe, its target (``[MACD: LONG]``)."""
+    bar, spec = item.bar, strategy.strategy
+    text = (
+        f"Bar {item.timeframe.name:>3} {item.symbol:<6} {bar.time:%Y-%m-%d %H:%M}  "
         f"O {bar.open:.2f} H {bar.high:.2f} L {bar.low:.2f} C {bar.close:.2f} "
-        f"V {bar.volume:,.0f} | MACD {num(point.macd)} Signal {num(point.signal)} "
-        f"Hist {num(point.hist, '+.4f')}" + _CROSS_TEXT.get(item.cross, "")
+        f"V {bar.volume:,.0f}"
     )
+    lines = [line for indicator in strategy.indicators for line in indicator.lines]
+    if lines:
+        text += " | " + " ".join(
+            f"{line.label} {_number(item.values[line.column], line.style)}" for line in lines
+        )
+    side = _SIDES[item.position]
+    if item.position != item.previous:
+        rise = item.position > item.previous
+        mark = spec.signal_text[0 if rise else 1].format(name=spec.name, side=side)
+        text += ("  ^ " if rise else "  v ") + mark
+    if item.timeframe.seconds == strategy.timeframe.seconds:
+        text += f"  [{spec.name}: {side}]"
+    return text
+
+
+def _number(value: float, style: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return format(value, "+.4f" if style == "histogram" else ".4f")
 
 
 class MarketDataTracker(IBKRConnection):
-    """Streams quotes and builds live bars with MACD for a list of symbols."""
+    """Streams quotes and builds live bars for a list of symbols, each timeframe running
+    ``strategy`` (whose own timeframe is always tracked)."""
 
     DEFAULT_CLIENT_ID = 12
 
     def __init__(
         self,
         symbols: Sequence[str],
-        timeframes: Sequence[str] = ("1m", "3m", "5m", "10m"),
+        timeframes: Sequence[Timeframe | str] = ("1m", "3m", "5m", "10m"),
         *,
+        strategy: StrategyConfig,
         exchange: str = "SMART",
         currency: str = "USD",
         delayed: bool = False,
         quiet: bool = False,
         csv_dir: str | Path | None = None,
-        macd_periods: tuple[int, int, int] = (12, 26, 9),
         output: Callable[[str], None] = print,
         pacing: PacingLimiter | None = None,
-        strategy: StrategyConfig | None = None,
         **connection,
     ) -> None:
         connection.setdefault("auto_reconnect", True)
         super().__init__(**connection)
         self.symbols = [s.upper() for s in symbols]
-        self.timeframes = [parse_timeframe(t).name for t in timeframes]
+        self.strategy = strategy
+        self.timeframes = _tracked(timeframes, strategy.timeframe)
         self.exchange, self.currency = exchange, currency
         self.delayed, self.quiet = delayed, quiet
         self.csv_dir = Path(csv_dir) if csv_dir else None
-        self.macd_periods = macd_periods
         self.output = output
         self.pacing = pacing or PacingLimiter()
-        self.strategy = strategy
         self.contracts: dict[str, object] = {}
         self.live: dict[str, LiveBars] = {}
         self.finished: list[FinishedBar] = []
@@ -147,26 +173,27 @@ class MarketDataTracker(IBKRConnection):
         return unknown
 
     def backfill(self) -> None:
-        """Fill every timeframe with at least MIN_HISTORY_BARS finished bars of history."""
-        fast, slow, signal = self.macd_periods
+        """Fill every timeframe with finished bars of history: the strategy's warm-up plus
+        MIN_HISTORY_BARS, where the data allows."""
+        wanted = MIN_HISTORY_BARS + _warmup_bars(self.strategy)
         for symbol in self.symbols:
-            live = self.live[symbol] = LiveBars(symbol, self.timeframes, fast, slow, signal)
+            live = self.live[symbol] = LiveBars(symbol, self.timeframes, self.strategy)
             for tf in self.timeframes:
-                history = self._history_back(symbol, tf, MIN_HISTORY_BARS)
+                history = self._history_back(symbol, tf, wanted)
                 # The newest bar may still be forming; the live feed's first bar brings it back.
                 added = live.add_history(tf, history.iloc[:-1])
                 self._store(added)
-                last = live.timeframes[tf].last_time
+                last = live.timeframes[tf.name].last_time
                 self.output(
                     f"{symbol} {tf}: {len(added)} bars of history"
                     + (f" through {last:%Y-%m-%d %H:%M}" if last is not None else "")
                 )
 
-    def _history_back(self, symbol: str, tf: str, bars_wanted: int) -> pd.DataFrame:
+    def _history_back(self, symbol: str, tf: Timeframe, bars_wanted: int) -> pd.DataFrame:
         """At least ``bars_wanted`` finished bars (where the data allows), walking back in
-        chunks of the longest duration IB serves for the bar size."""
-        duration, days = _CHUNK.get(tf, ("1 W", 7))
-        width = pd.Timedelta(seconds=parse_timeframe(tf).seconds)
+        chunks of the longest duration IB serves for the bar size requested."""
+        duration, days = _chunk(_history_size(tf))
+        width = pd.Timedelta(seconds=tf.seconds)
         chunks: list[pd.DataFrame] = []
         earliest: pd.Timestamp | None = None
         end: pd.Timestamp | None = None  # None: now
@@ -200,15 +227,19 @@ class MarketDataTracker(IBKRConnection):
         merged = merged[~merged.index.duplicated(keep="last")].sort_index()
         return merged.iloc[1:]  # the oldest bar may be cut by the window start
 
-    def _history(self, symbol: str, tf: str, end: str, duration: str) -> pd.DataFrame:
-        size = parse_timeframe(tf).ib_bar_size
+    def _history(self, symbol: str, tf: Timeframe, end: str, duration: str) -> pd.DataFrame:
+        """``tf`` bars from one history request (``end`` "" is now), built from a finer bar
+        size where IB's own bars would not line up with ours (see ``_HISTORY_SIZES``)."""
+        source = _history_size(tf)
+        size = source.ib_bar_size
         self.pacing.wait((symbol, "TRADES"), (symbol, end, duration, size))
         try:
-            return self.historical_bars(self.contracts[symbol], end, duration, size)
+            bars = self.historical_bars(self.contracts[symbol], end, duration, size)
         except RequestError as exc:
             if exc.code == 162 and "no data" in exc.message.lower():
                 return _empty()
             raise
+        return bars if source == tf or bars.empty else _whole_bins(bars, tf)
 
     def subscribe(self) -> None:
         """Market data (for display, or for bars when only delayed ticks are allowed) and
@@ -282,9 +313,10 @@ class MarketDataTracker(IBKRConnection):
             finished, gaps = live.add_trade(*values)
         else:
             finished, gaps = live.add_realtime_bar(*values)
-        for tf, through in gaps.items():
+        for name, through in gaps.items():
+            tf = live.timeframes[name].timeframe
             try:
-                history = self._history(symbol, tf, "", self._gap_duration(live, tf, through))
+                history = self._history(symbol, tf, "", self._gap_duration(live, name, through))
             except (RequestError, RequestTimeout) as exc:
                 # e.g. the connection dropped mid-request: the next live bar asks again
                 log.warning("%s %s: history for the gap failed (%s)", symbol, tf, exc)
@@ -293,17 +325,8 @@ class MarketDataTracker(IBKRConnection):
         finished.sort(key=lambda f: (f.bar.time, self.timeframes.index(f.timeframe)))
         self._store(finished)
         for item in finished:
-            self.output(format_bar(item) + self._signal(item))
+            self.output(format_bar(item, self.strategy))
         return len(finished)
-
-    def _signal(self, item: FinishedBar) -> str:
-        """The strategy's target after this bar, from the same function the backtest runs."""
-        config = self.strategy
-        if config is None or item.timeframe != config.timeframe:
-            return ""
-        bars = self.live[item.symbol].timeframes[item.timeframe].frame()
-        side = int(config.positions(bars)[-1])
-        return f"  [{config.strategy.name}: {_SIDES[side]}]"
 
     @staticmethod
     def _gap_duration(live: LiveBars, tf: str, through: pd.Timestamp) -> str:
@@ -318,10 +341,9 @@ class MarketDataTracker(IBKRConnection):
         self.finished += items
         if self.csv_dir is None or not items:
             return
-        for key in {(i.symbol, i.timeframe) for i in items}:
+        for key in {(i.symbol, i.timeframe.name) for i in items}:
             path = self.csv_dir / bars_filename(*key)
-            tf_bars = self.live[key[0]].timeframes[key[1]]
-            frame = tf_bars.frame()
+            frame = self.live[key[0]].timeframes[key[1]].frame()
             if key not in self._csv:
                 self._csv[key] = read_bars(path) if path.exists() else frame.iloc[:0]
             old = self._csv[key]
@@ -405,19 +427,60 @@ def _empty() -> pd.DataFrame:
     )
 
 
-def _macd_periods(config: StrategyConfig) -> tuple[int, int, int]:
-    """The strategy's MACD periods if it has them (so printed values match its signals)."""
-    p = config.params
-    return (
-        (p["FAST"], p["SLOW"], p["SIGNAL"])
-        if {"FAST", "SLOW", "SIGNAL"} <= p.keys()
-        else (12, 26, 9)
-    )
+def _tracked(timeframes: Sequence[Timeframe | str], own: Timeframe) -> list[Timeframe]:
+    """The timeframes to track, shortest first, with the strategy's own one among them (in
+    its spelling: 1h, not 60m)."""
+    chosen: dict[int | None, Timeframe] = {}
+    for tf in map(parse_timeframe, [own, *timeframes]):
+        chosen.setdefault(tf.seconds, tf)
+    for tf in chosen.values():
+        # Live bars are built from 5-second bars and back-filled from minute bars.
+        if not (tf.clock_aligned and tf.is_intraday and tf.seconds % 60 == 0):
+            raise TimeframeError(
+                f"cannot track {tf.name} bars: live bars are whole minutes that divide a day "
+                "(1m, 3m, 5m, 10m, 15m, 30m, 1h, ...)"
+            )
+    return sorted(chosen.values(), key=lambda tf: tf.seconds)
+
+
+def _history_size(tf: Timeframe) -> Timeframe:
+    """The bar size to request ``tf``'s history in (see ``_HISTORY_SIZES``)."""
+    return next(size for size in _HISTORY_SIZES if tf.seconds % size.seconds == 0)
+
+
+def _chunk(size: Timeframe) -> tuple[str, int]:
+    """(IB duration, its length in days) of one history request for ``size`` bars: the
+    longest IB serves."""
+    if size.name in _CHUNK:
+        return _CHUNK[size.name]
+    count, unit = IB_MAX_DURATION[size.ib_bar_size]  # e.g. 2, 15 and 30 minutes
+    return f"{count} {unit}", count * _UNIT_DAYS[unit]
+
+
+def _whole_bins(bars: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
+    """``bars`` aggregated to ``tf``, without a first bin that the request's start cut (it
+    neither starts at the bin's start nor at the session's open); the request further back
+    brings that bin whole."""
+    out = aggregate(bars, tf)
+    first = bars.index[0]
+    cut = first != out.index[0] and first.time() != _SESSION_OPEN
+    return out.iloc[1:] if cut else out
+
+
+def _warmup_bars(strategy: StrategyConfig, probe: int = 5000) -> int:
+    """Bars the strategy's indicators need before every one of them has a value. An
+    indicator does not declare it, so this runs them over a synthetic random walk."""
+    close = 100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.002, probe)))
+    walk = {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close}
+    data = strategy.compute(pd.DataFrame({**walk, "volume": 1000.0}))
+    firsts = [np.flatnonzero(np.isfinite(data[c])) for c in strategy.columns]
+    return max((int(f[0]) + 1 if len(f) else probe for f in firsts), default=0)
 
 
 def _parser() -> ArgumentParser:
     p = ArgumentParser(
-        prog=PROG, description="Live quotes and 1/3/5/10-minute bars with MACD from TWS."
+        prog=PROG,
+        description="Live quotes from TWS, and bars with the strategy's indicators and signal.",
     )
     p.add_argument(
         "--symbols",
@@ -429,15 +492,31 @@ def _parser() -> ArgumentParser:
         "--timeframes",
         nargs="+",
         default=["1", "3", "5", "10"],
-        metavar="MINUTES",
-        help="bar sizes in minutes (default: 1 3 5 10)",
+        metavar="SIZE",
+        help="bar sizes: minutes, or 15m, 30m, 1h... (default: 1 3 5 10; the strategy's own "
+        "timeframe is always added)",
+    )
+    p.add_argument(
+        "--strategy",
+        metavar="NAME",
+        help="strategy whose indicators and signal to show (default: ACTIVE_STRATEGY in "
+        "strategy.env, else MACD)",
+    )
+    p.add_argument(
+        "--strategy-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another folder of strategy files (repeatable)",
     )
     p.add_argument("--exchange", default="SMART", help="routing exchange (default: SMART)")
     p.add_argument("--currency", default="USD", help="currency (default: USD)")
     p.add_argument("--delayed", action="store_true", help="use delayed market data (type 3)")
     p.add_argument("--quiet", action="store_true", help="print only finished bars")
     p.add_argument(
-        "--csv-dir", help="append finished bars (with MACD) to <SYMBOL>_<tf>_bars_macd.csv here"
+        "--csv-dir",
+        help="keep <SYMBOL>_<tf>_bars_macd.csv here up to date with the finished bars and the "
+        "strategy's indicators",
     )
     p.add_argument(
         "--duration",
@@ -454,9 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose, live_tool=True)
     try:
-        timeframes = [parse_timeframe(t).name for t in args.timeframes]
         settings = load_settings()
-        strategy = configure(settings.get("ACTIVE_STRATEGY") or "MACD", settings)
+        name = args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD"
+        strategy = configure(name, settings, strategy_path=args.strategy_path)
         symbols = split_symbols(" ".join(args.symbols)) if args.symbols else list(strategy.symbols)
         if not symbols:
             return fail(
@@ -464,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         tracker = MarketDataTracker(
             symbols,
-            timeframes,
+            args.timeframes,
             exchange=args.exchange,
             currency=args.currency,
             delayed=args.delayed,
@@ -477,7 +556,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_live=args.live,
             output=lambda line: print(line, flush=True),
             strategy=strategy,
-            macd_periods=_macd_periods(strategy),
         )
     except (ConnectionConfigError, StrategyError, ValueError) as exc:
         return fail(PROG, str(exc), 2)
