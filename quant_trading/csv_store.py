@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,14 @@ def bars_filename(symbol: str, timeframe: Timeframe | str) -> str:
     return f"{symbol.upper()}_{parse_timeframe(timeframe).name}_bars_macd.csv"
 
 
-def read_bars(path: str | os.PathLike, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
+def read_bars(
+    path: str | os.PathLike, tz: str = EXCHANGE_TZ, indicators: Sequence[str] = MACD_COLUMNS
+) -> pd.DataFrame:
     """Read a bar CSV into the canonical bars frame (see :mod:`quant_trading.bars`).
 
-    ``MACD``, ``Signal`` and ``Hist`` columns are kept when the file has them. Raises
-    :class:`DataFileError` for a missing file or any bad row.
+    The ``indicators`` columns (by default ``MACD``, ``Signal`` and ``Hist``) are kept when
+    the file has them; other extra columns are ignored. Raises :class:`DataFileError` for a
+    missing file or any bad row.
     """
     path = Path(path)
     raw = _read_table(path)
@@ -82,13 +86,13 @@ def read_bars(path: str | os.PathLike, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
     if bad_time.any():
         i = int(np.argmax(bad_time))
         problems.append((i, f"cannot read time {time_text.iloc[i]!r}"))
-    for name in [*_PRICES, "volume", *MACD_COLUMNS]:
+    for name in [*_PRICES, "volume", *indicators]:
         if name.lower() not in columns:
             continue
         column = raw[columns[name.lower()]]
         numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
         values[name] = numbers
-        if name in MACD_COLUMNS:
+        if name in indicators:
             continue  # indicators are recomputed anyway; blanks are normal during warm-up
         bad = (
             np.isnan(numbers) if name in _PRICES else np.isnan(numbers) & column.notna().to_numpy()
@@ -115,17 +119,17 @@ def read_bars(path: str | os.PathLike, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
     else:
         values["volume"] = np.nan_to_num(values["volume"])
     frame = pd.DataFrame(
-        {name: values[name] for name in [*OHLCV, *MACD_COLUMNS] if name in values},
+        {name: values[name] for name in [*OHLCV, *indicators] if name in values},
         index=pd.DatetimeIndex(times, name="time"),
     )
     return _tidy(frame, path)
 
 
 def write_bars(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a bars frame atomically: ``time`` (ISO 8601 with UTC offset), OHLCV, then the
-    MACD columns if present. Returns the path."""
+    """Write a bars frame atomically: ``time`` (ISO 8601 with UTC offset), OHLCV, then its
+    other (indicator) columns. Returns the path."""
     path = Path(path)
-    columns = [c for c in [*OHLCV, *MACD_COLUMNS] if c in frame.columns]
+    columns = [*OHLCV, *(c for c in frame.columns if c not in OHLCV)]
     out = frame[columns].copy()
     out.insert(0, "time", _iso_times(frame.index))
     volume = out["volume"].to_numpy()

@@ -67,6 +67,12 @@ class Indicator:
         return Drawing(self.plot, self.lines)
 
     @property
+    def warmup(self) -> int:
+        """Bars needed before every column has a value (the first value is at this many
+        bars, counting from 1)."""
+        raise NotImplementedError
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Output column names, in the order :meth:`compute` and ``update`` give them."""
         return tuple(line.column for line in self.lines)
@@ -107,6 +113,10 @@ class _OneLine(Indicator):
 
     def __post_init__(self) -> None:
         _check_period(type(self).__name__, self.period)
+
+    @property
+    def warmup(self) -> int:
+        return self.period
 
     @property
     def lines(self) -> tuple[Line, ...]:
@@ -227,7 +237,6 @@ class EMA(_OneLine):
 # -- relative strength index ---------------------------------------------------------------
 
 
-
 @njit(cache=True, nogil=True)
 def _rsi_kernel(x, period, out):  # pragma: no cover - compiled
     # Wilder's smoothing as TA-Lib computes it (unstable period 0): the first averages are
@@ -319,6 +328,10 @@ class RSI(_OneLine):
     _stream_type = _RsiStream
 
     @property
+    def warmup(self) -> int:
+        return self.period + 1  # the first move needs two closes
+
+    @property
     def plot(self) -> Plot:
         return Plot(panel=self.name, levels=tuple(float(v) for v in self.levels), limits=(0, 100))
 
@@ -359,6 +372,10 @@ class MACD(Indicator):
     @property
     def plot(self) -> Plot:
         return macd_drawing(self.names).plot
+
+    @property
+    def warmup(self) -> int:
+        return self.slow + self.signal - 1  # Signal and Hist start at index slow + signal - 2
 
     def compute(self, data):
         result = macd(_source(data, self.source), self.fast, self.slow, self.signal)

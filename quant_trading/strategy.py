@@ -166,6 +166,11 @@ class StrategyConfig:
         return made
 
     @property
+    def warmup(self) -> int:
+        """Bars the indicators need before all of them have values (0 without indicators)."""
+        return max((indicator.warmup for indicator in self.indicators), default=0)
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Every indicator column, in declaration order."""
         return tuple(c for indicator in self.indicators for c in indicator.columns)

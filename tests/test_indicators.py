@@ -237,6 +237,13 @@ def test_fewer_bars_than_the_period_give_nan(indicator):
     assert not np.isnan(indicator.compute(data)[indicator.columns[0]][-1])
 
 
+@pytest.mark.parametrize("indicator", CASES, ids=case_id)
+def test_declared_warmup_is_when_every_column_has_a_value(indicator):
+    values = indicator.compute(random_bars(indicator.warmup + 5, 6))
+    first = max(int(np.flatnonzero(~np.isnan(v))[0]) for v in values.values())
+    assert indicator.warmup == first + 1
+
+
 @pytest.mark.parametrize("kind", [SMA, EMA, RSI, Highest, Lowest])
 @pytest.mark.parametrize("period", [0, -3, 2.5, "14", None])
 def test_bad_periods_are_refused(kind, period):

@@ -298,15 +298,16 @@ def test_default_signal_texts_name_the_strategy_and_side(tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="csv_store.write_bars/read_bars keep only the MACD indicator columns"
-)
 def test_csv_dir_keeps_the_strategy_columns(tmp_path):
     config = configure("RSI", {})
     tracker = MarketDataTracker(["AAPL"], ["5m"], strategy=config, csv_dir=tmp_path,
                                 output=lambda line: None, env_file=None)  # fmt: skip
     live = tracker.live["AAPL"] = LiveBars("AAPL", tracker.timeframes, config)
     bars = read_bars(SAMPLE / "AAPL_5m.csv").iloc[-100:]
-    tracker._store(live.add_history("5m", bars))
-    stored = read_bars(tmp_path / "AAPL_5m_bars_macd.csv")
-    assert list(stored.columns) == [*OHLCV, "RSI"]
+    tracker._store(live.add_history("5m", bars.iloc[:60]))
+    tracker._store(live.add_history("5m", bars))  # a second write merges with the file
+    path = tmp_path / "AAPL_5m_bars_macd.csv"
+    assert path.read_text().splitlines()[0] == "time,open,high,low,close,volume,RSI"
+    stored = read_bars(path, indicators=config.columns)
+    want = config.compute(bars)["RSI"]
+    np.testing.assert_allclose(stored["RSI"], want, rtol=0, atol=1e-9, equal_nan=True)

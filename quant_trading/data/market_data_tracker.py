@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from ibapi.ticktype import TickTypeEnum
 
@@ -60,8 +59,6 @@ PROG = "market_data_tracker"
 log = logging.getLogger(__name__)
 
 MIN_HISTORY_BARS = 400
-#: The longest duration IB serves per request for each bar size (its step-size table).
-_CHUNK = {"1m": ("1 D", 1), "3m": ("1 W", 7), "5m": ("1 W", 7), "10m": ("1 W", 7)}
 _UNIT_DAYS = {"D": 1, "W": 7, "M": 30}  # to step back over a period with no bars
 #: IB bar sizes history is requested in: those that divide half an hour. IB labels a
 #: session's first bar by the 09:30 open (its first hourly bar is 09:30-10:00), while our
@@ -175,7 +172,7 @@ class MarketDataTracker(IBKRConnection):
     def backfill(self) -> None:
         """Fill every timeframe with finished bars of history: the strategy's warm-up plus
         MIN_HISTORY_BARS, where the data allows."""
-        wanted = MIN_HISTORY_BARS + _warmup_bars(self.strategy)
+        wanted = MIN_HISTORY_BARS + self.strategy.warmup
         for symbol in self.symbols:
             live = self.live[symbol] = LiveBars(symbol, self.timeframes, self.strategy)
             for tf in self.timeframes:
@@ -345,7 +342,11 @@ class MarketDataTracker(IBKRConnection):
             path = self.csv_dir / bars_filename(*key)
             frame = self.live[key[0]].timeframes[key[1]].frame()
             if key not in self._csv:
-                self._csv[key] = read_bars(path) if path.exists() else frame.iloc[:0]
+                self._csv[key] = (
+                    read_bars(path, indicators=self.strategy.columns)
+                    if path.exists()
+                    else frame.iloc[:0]
+                )
             old = self._csv[key]
             merged = pd.concat([old[old.index < frame.index[0]], frame])
             self._csv[key] = merged
@@ -451,9 +452,7 @@ def _history_size(tf: Timeframe) -> Timeframe:
 def _chunk(size: Timeframe) -> tuple[str, int]:
     """(IB duration, its length in days) of one history request for ``size`` bars: the
     longest IB serves."""
-    if size.name in _CHUNK:
-        return _CHUNK[size.name]
-    count, unit = IB_MAX_DURATION[size.ib_bar_size]  # e.g. 2, 15 and 30 minutes
+    count, unit = IB_MAX_DURATION[size.ib_bar_size]
     return f"{count} {unit}", count * _UNIT_DAYS[unit]
 
 
@@ -465,16 +464,6 @@ def _whole_bins(bars: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
     first = bars.index[0]
     cut = first != out.index[0] and first.time() != _SESSION_OPEN
     return out.iloc[1:] if cut else out
-
-
-def _warmup_bars(strategy: StrategyConfig, probe: int = 5000) -> int:
-    """Bars the strategy's indicators need before every one of them has a value. An
-    indicator does not declare it, so this runs them over a synthetic random walk."""
-    close = 100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.002, probe)))
-    walk = {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close}
-    data = strategy.compute(pd.DataFrame({**walk, "volume": 1000.0}))
-    firsts = [np.flatnonzero(np.isfinite(data[c])) for c in strategy.columns]
-    return max((int(f[0]) + 1 if len(f) else probe for f in firsts), default=0)
 
 
 def _parser() -> ArgumentParser:
