@@ -1,5 +1,7 @@
-"""What every command-line tool shares: an argument parser whose errors are one line, and
-logging set up so warnings reach the user as ``warning: ...`` on stderr."""
+"""The command-line layer. This module holds what every tool shares: an argument parser whose
+errors are one line, and logging set up so warnings reach the user as ``warning: ...`` on
+stderr. The live trackers' command lines live beside it (:mod:`.portfolio`,
+:mod:`.market_data`); the seed's ``python -m`` paths in the domain modules call them."""
 
 from __future__ import annotations
 
