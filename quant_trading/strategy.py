@@ -205,11 +205,6 @@ class StrategyConfig:
         """A fresh bar-by-bar runner of this strategy (see :class:`StrategyStream`)."""
         return StrategyStream(self)
 
-    def describe(self) -> str:
-        """``MACD (FAST=12, SLOW=26, SIGNAL=9, MODE=long_short)``"""
-        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.strategy.name} ({params})" if params else self.strategy.name
-
 
 @dataclass(frozen=True)
 class StreamPoint:

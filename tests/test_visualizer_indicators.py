@@ -27,7 +27,14 @@ from quant_trading.backtesting.cache import read_cache
 from quant_trading.drawing import Drawing, Line, Plot, macd_drawing
 from quant_trading.indicators import MACD, RSI, SMA
 from quant_trading.signals import crosses, hold
-from quant_trading.visualization.chart import CANDLE_DOWN, CANDLE_UP, PALETTE, TradeChart
+from quant_trading.strategy import configure, registered_strategies
+from quant_trading.visualization.chart import (
+    CANDLE_DOWN,
+    CANDLE_UP,
+    PALETTE,
+    TradeChart,
+    render_png,
+)
 
 # -- strategies, as a user writes them -------------------------------------------------------
 
@@ -312,3 +319,28 @@ print(code, sorted(heavy & set(sys.modules)))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "0 []"
     assert out.exists()
+
+
+# -- every bundled strategy ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(registered_strategies()))
+def test_every_bundled_strategy_exports_a_chart_with_its_indicators(name, tmp_path):
+    """Backtest each registered strategy, export its chart and find each declared line where
+    the strategy said to draw it: over the candles or in its own panel."""
+    backtest(name, "SPY", "5m", data_dir=SAMPLE, start="2026-09-01", cache_dir=tmp_path)
+    cached = read_cache(tmp_path / "5m" / "SPY_backtest.json")
+    declared = configure(name, {}).drawing
+    assert cached.indicators == declared
+    chart = render_png(cached, tmp_path / f"{name}.png")
+    assert Image.open(tmp_path / f"{name}.png").size == (1600, 900)
+    overlays = [x.label for d in declared if d.plot.overlay for x in d.lines]
+    assert [line.get_label() for line, _ in chart.overlay_lines] == overlays
+    panels = list(dict.fromkeys(d.plot.panel for d in declared if not d.plot.overlay))
+    assert len(chart.indicator_panels) == len(panels)
+    for panel, title in zip(chart.indicator_panels, panels, strict=True):
+        drawn = [t.get_text() for t in panel.ax.get_legend().get_texts()]
+        want = [x.label for d in declared if d.plot.panel == title for x in d.lines]
+        assert drawn == want
+        shown = [line for line, _ in panel.lines] + [bars for bars, _ in panel.bars]
+        assert shown and all(artist.get_visible() for artist in shown)
