@@ -2,10 +2,12 @@
 
     python benchmarks/bench_core.py [--repeat 7]
 
-Prints one table: batch MACD (vs TA-Lib's C MACD), incremental MACD, batch aggregation to
-3/5/10-minute bars (vs pandas ``resample``) and streaming aggregation per trade (vs pandas
-``resample`` over the same trades). Times are the best of ``--repeat`` runs on one core;
-ratio = ours / reference (below 1 means faster). Needs the test extras (TA-Lib).
+Prints one table: batch MACD, SMA, EMA and RSI (vs TA-Lib's C functions), incremental MACD,
+a strategy run bar by bar as the live tracker runs it (the last day of bars after a year of
+history), batch aggregation to 3/5/10-minute bars (vs pandas ``resample``) and streaming
+aggregation per trade (vs pandas ``resample`` over the same trades). Times are the best of
+``--repeat`` runs on one core; ratio = ours / reference (below 1 means faster). Needs the test
+extras (TA-Lib).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import pandas as pd
 import talib
 
 from quant_trading.bars import BarAggregator, aggregate
+from quant_trading.indicators import EMA, RSI, SMA
 from quant_trading.macd import MacdState, macd
+from quant_trading.strategy import configure
 
 TZ = "America/New_York"
 AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
@@ -77,6 +81,17 @@ def main() -> None:
     ref = best(lambda: talib.MACD(close, 12, 26, 9), args.repeat)
     rows.append(("batch MACD(12,26,9)", n, ours, "TA-Lib MACD", ref))
 
+    data = {"close": close}
+    for indicator, reference in (
+        (SMA(30), lambda: talib.SMA(close, 30)),
+        (EMA(30), lambda: talib.EMA(close, 30)),
+        (RSI(14), lambda: talib.RSI(close, 14)),
+    ):
+        ours = best(lambda i=indicator: i.compute(data), args.repeat)
+        ref = best(reference, args.repeat)
+        label = indicator.lines[0].label
+        rows.append((f"batch {label}", n, ours, f"TA-Lib {type(indicator).__name__}", ref))
+
     def incremental():
         update = MacdState().update
         for value in close.tolist():
@@ -84,6 +99,24 @@ def main() -> None:
 
     ours = best(incremental, max(1, args.repeat // 3))
     rows.append(("incremental MACD, per close", n, ours, "", None))
+
+    # The live tracker's cost per finished bar: indicators updated and positions decided
+    # over the history so far (a year of 5m bars before, then a day of bars).
+    five = aggregate(bars, "5m")
+    history, day = five.iloc[: len(five) // 2], list(five.iloc[len(five) // 2 :][:78].itertuples())
+    config = configure("MACD", {})
+
+    def live_day():
+        stream = config.stream()
+        for bar in history.itertuples():
+            stream.update(bar)
+        start = time.perf_counter()
+        for bar in day:
+            stream.update(bar)
+        return time.perf_counter() - start
+
+    per_bar = min(live_day() for _ in range(3)) / len(day)
+    rows.append(("MACD strategy stream, per bar", 1, per_bar, "", None))
 
     for minutes in (3, 5, 10):
         ours = best(lambda m=minutes: aggregate(bars, f"{m}m"), args.repeat)
