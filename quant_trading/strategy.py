@@ -281,7 +281,7 @@ def _load_file(path: Path):
     return module
 
 
-def strategy_dirs(
+def _strategy_dirs(
     settings: Mapping[str, str] | None = None, extra: Iterable[str] = ()
 ) -> list[Path]:
     """Folders searched besides ``strategies/``: ``extra`` (--strategy-path) first, then
@@ -348,7 +348,7 @@ def configure(
 ) -> StrategyConfig:
     """Resolve strategy ``name`` with ``settings`` (``PREFIX_PARAM`` keys); explicit
     ``timeframe``/``symbols``/``params`` (command-line flags, library calls) win over them."""
-    strategy = get_strategy(name, strategy_dirs(settings, strategy_path))
+    strategy = get_strategy(name, _strategy_dirs(settings, strategy_path))
     prefix = strategy.prefix
     given = {k.upper(): v for k, v in (params or {}).items()}
     known = {p.name for p in strategy.parameters}
