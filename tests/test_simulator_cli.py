@@ -1,5 +1,5 @@
 """``python -m quant_trading.simulator`` as a user runs it: one line saying where it listens,
-real clients served, a clean stop on Ctrl-C, and one-line errors for bad flags."""
+real clients served, a clean stop on Ctrl-C or SIGTERM, and one-line errors for bad flags."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from quant_trading.simulator.testing import DEMO_START
+from quant_trading.simulator import PacingLimits, SimulatorConfig
+from quant_trading.simulator.__main__ import build_parser
+from quant_trading.simulator.testing import DEMO_START, stock, write_long_history
 
 
 def _lines(stream, out: queue.Queue) -> None:
@@ -76,3 +79,33 @@ def test_cli_errors_are_one_line(run_cli, args, message):
     assert proc.wait(30) == 2
     err = proc.stderr.read()
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_flags_map_onto_the_library_defaults():
+    """The command line's defaults are the library's: IB's pacing scope, no loop."""
+    default = build_parser().parse_args([])
+    assert not default.pace_all_bar_sizes and not default.loop
+    assert SimulatorConfig().pacing == PacingLimits() and not PacingLimits().all_bar_sizes
+    assert not SimulatorConfig().loop
+    strict = build_parser().parse_args(["--pace-all-bar-sizes", "--loop"])
+    assert strict.pace_all_bar_sizes and strict.loop
+
+
+def test_sigterm_stops_within_a_second_while_serving_history(run_cli, ibapi_client, tmp_path):
+    write_long_history(tmp_path, "LONG", years=2)
+    proc, lines = run_cli("--port", "0", "--data-dir", str(tmp_path), "--no-pacing",
+                          "--start", "2026-10-30 10:00")  # fmt: skip
+    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", lines.get(timeout=60) or "")
+    assert match
+    client = ibapi_client(int(match.group(1)), 1)
+    client.app.reqMktData(1, stock("LONG"), "", False, False, [])
+    for req_id in range(10, 20):  # years of bars to aggregate, one request after the other
+        client.app.reqHistoricalData(req_id, stock("LONG"), "", "1 Y", "1 day", "TRADES", 1, 1,
+                                     False, [])  # fmt: skip
+    client.wait(lambda: client.of("historicalDataEnd", 10), 30, "the first answer")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert time.monotonic() - sent < 1.0
+    assert "stopped" in lines.get(timeout=5)
+    assert "Traceback" not in proc.stderr.read()

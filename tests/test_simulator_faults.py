@@ -3,11 +3,14 @@ added latency, and faults on a schedule."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 
 import pandas as pd
 
-from quant_trading.simulator import FaultPlan
+from quant_trading.simulator import FaultPlan, PacingLimits
+from quant_trading.simulator.protocol import encode_message
 from quant_trading.simulator.testing import DEMO_START, ib_async_client, stock
 
 LAST = 4
@@ -119,3 +122,42 @@ def test_faults_on_a_schedule(simulator, ibapi_client):
     client.wait(lambda: 1102 in client.error_codes(-1), 5, "scheduled loss and restore")
     codes = client.error_codes(-1)
     assert codes.index(1100) < codes.index(1102)
+
+
+def test_history_during_a_link_loss_fails_as_with_tws(simulator, ibapi_client):
+    sim = simulator(speed=0)
+    client = ibapi_client(sim.port, 1)
+    sim.lose_link()
+    client.wait(lambda: 1100 in client.error_codes(-1), 5, "1100")
+    client.app.reqHistoricalData(1, stock("AAPL"), "", "1800 S", "1 min", "TRADES", 1, 1,
+                                 False, [])  # fmt: skip
+    client.wait(lambda: client.errors(1), 5, "an answer to the request")
+    # TWS cannot look the contract up without IB: 200, and no bars.
+    assert client.error_codes(1) == [200] and not client.of("historicalData", 1)
+    sim.restore_link(data_lost=True)
+    client.wait(lambda: 1101 in client.error_codes(-1), 5, "1101")
+    client.app.reqHistoricalData(2, stock("AAPL"), "", "1800 S", "1 min", "TRADES", 1, 1,
+                                 False, [])  # fmt: skip
+    client.wait(lambda: client.of("historicalDataEnd", 2), 5, "bars once the link is back")
+    assert len(client.of("historicalData", 2)) == 30
+
+
+def test_latency_does_not_let_a_client_that_stops_reading_grow_the_server(simulator):
+    """Messages held back by --latency count towards the backlog cap like unsent ones: a
+    client that asks for a lot and never reads is dropped, not buffered without limit."""
+    sim = simulator(speed=0, max_backlog_bytes=64 * 1024, pacing=PacingLimits(enabled=False))
+    sim.set_latency(2.0)
+    sock = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
+    try:
+        sock.sendall(b"API\0" + struct.pack(">I", 9) + b"v100..176")
+        sock.sendall(encode_message([71, 2, 7, ""]))
+        sim.wait_for_clients(lambda ids: 7 in ids)
+        # Ten days of minute bars, about 30 kB each, and the client reads none of it.
+        for req_id in range(10):
+            sock.sendall(encode_message([20, req_id, 0, "AAPL", "STK", "", "0.0", "", "",
+                                         "SMART", "", "USD", "", "", 0,
+                                         "20261029 16:00:00 US/Eastern", "1 min", "1 D", 1,
+                                         "TRADES", 1, 0, ""]))  # fmt: skip
+        sim.wait_for_clients(lambda ids: 7 not in ids, timeout=5)
+    finally:
+        sock.close()

@@ -8,6 +8,7 @@ import pytest
 
 from quant_trading.bars import aggregate
 from quant_trading.simulator import HistoryLimits, PacingLimits
+from quant_trading.simulator.historical import DEFAULT_MAX_DURATION
 from quant_trading.simulator.testing import DEMO_START, ib_async_client, stock
 
 NY = "America/New_York"
@@ -104,7 +105,7 @@ def test_midpoint_bid_ask_and_sub_minute_bars(simulator, ibapi_client, sim_data)
     (("", "1 D", "1 minute", "TRADES"), 321, "Historical data bar size setting is invalid. "
      "Legal ones are: 1 secs, 5 secs"),
     (("", "1 X", "1 min", "TRADES"), 321, "duration format is invalid"),
-    (("", "2 D", "1 min", "TRADES"), 162, "invalid step: 60 (2 D of 1 min bars exceeds"),
+    (("", "1 W", "1 min", "TRADES"), 162, "invalid step: 60 (1 W of 1 min bars exceeds"),
     (("", "2 W", "5 mins", "TRADES"), 162, "exceeds the maximum duration of 1 W"),
     (("", "2 Y", "1 day", "TRADES"), 162, "exceeds the maximum duration of 1 Y"),
     (("20260301 12:00:00 US/Eastern", "1800 S", "30 secs", "TRADES"), 162,
@@ -123,6 +124,18 @@ def test_invalid_requests_get_tws_errors(simulator, ibapi_client, args, code, te
     assert (req_id, got_code) == (7, code)
     assert text in got_text
     assert not client.of("historicalData", 7)
+
+
+@pytest.mark.parametrize("size", ["1 min", "2 mins", "5 mins", "1 hour"])
+def test_the_longest_duration_of_the_step_size_table_is_served(simulator, ibapi_client, size):
+    """A request at the table's limit for its bar size (timeframes.IB_MAX_DURATION, which the
+    simulator's copy equals) is served, not refused."""
+    count, unit = DEFAULT_MAX_DURATION[size]
+    sim = simulator(speed=0)
+    client = ibapi_client(sim.port, 1)
+    client.app.reqHistoricalData(1, stock("AAPL"), "20261029 16:00:00 US/Eastern",
+                                 f"{count} {unit}", size, "TRADES", 1, 1, False, [])  # fmt: skip
+    assert bars_of(client, 1) and client.error_codes(1) == [], client.errors(1)
 
 
 def test_end_time_formats_and_implied_zone_warning(simulator, ibapi_client):
@@ -172,20 +185,26 @@ def test_keep_up_to_date_streams_the_bar_in_progress(simulator, ibapi_client, si
         )
 
 
-def test_pacing_violations_get_162(simulator, ibapi_client):
-    limits = PacingLimits(max_requests=5, window=60, identical_window=15, same_contract_max=2,
-                          same_contract_window=30, small_bars_only=True)  # fmt: skip
-    sim = simulator(speed=0, pacing=limits)
-    client = ibapi_client(sim.port, 1)
-    end = "20261029 12:00:00 US/Eastern"
+def _paced_request(client, end="20261029 12:00:00 US/Eastern"):
+    """A function sending one historical request and returning its error codes."""
 
-    def request(req_id, symbol="AAPL", what="TRADES", duration="1800 S", size="30 secs"):
-        client.app.reqHistoricalData(req_id, stock(symbol), end, duration, size, what, 1, 1,
-                                     False, [])  # fmt: skip
+    def request(req_id, symbol="AAPL", what="TRADES", duration="1800 S", size="30 secs",
+                format_date=1):  # fmt: skip
+        client.app.reqHistoricalData(req_id, stock(symbol), end, duration, size, what, 1,
+                                     format_date, False, [])  # fmt: skip
         client.wait(lambda: client.of("historicalDataEnd", req_id) or client.errors(req_id), 5,
                     f"answer to {req_id}")  # fmt: skip
         return client.error_codes(req_id)
 
+    return request
+
+
+def test_pacing_violations_get_162(simulator, ibapi_client):
+    limits = PacingLimits(max_requests=5, window=60, identical_window=15, same_contract_max=2,
+                          same_contract_window=30)  # fmt: skip
+    sim = simulator(speed=0, pacing=limits)
+    client = ibapi_client(sim.port, 1)
+    request = _paced_request(client)
     assert request(1) == []
     assert request(2) == [162]  # identical within 15 s
     assert "pacing violation" in client.errors(2)[0][2]
@@ -193,13 +212,35 @@ def test_pacing_violations_get_162(simulator, ibapi_client):
     assert request(4, what="MIDPOINT") == []  # another tick type is another bucket
     assert request(5, symbol="MSFT") == []
     assert request(6, symbol="SPY") == [162]  # the 6th request in 60 s
-    # IB publishes the rules for bars of 30 s or less; with small_bars_only larger bars are
-    # not refused...
+    # IB publishes the rules for bars of 30 s or less, and by default so does the simulator:
+    # larger bars are never refused...
     assert request(7, size="1 min") == [] and request(8, size="1 min") == []
-    # ...while by default every request is paced.
-    sim.pacer.limits = PacingLimits()
+    assert sim.paced_requests == 3
+    # ...while all_bar_sizes (--pace-all-bar-sizes) paces every request.
+    sim.pacer.limits = PacingLimits(all_bar_sizes=True)
     assert request(9, size="1 min", duration="3600 S") == []
     assert request(10, size="1 min", duration="3600 S") == [162]  # identical within 15 s
+
+
+def test_default_pacing_lets_minute_bar_downloads_through(simulator, ibapi_client):
+    """The README's downloader (5-minute bars) and then the tracker (1-minute bars) ask for
+    the same contract within seconds; with IB's scope as the default nothing is refused."""
+    sim = simulator(speed=0)  # the default pacing, as `python -m quant_trading.simulator`
+    client = ibapi_client(sim.port, 1)
+    request = _paced_request(client, end="")
+    for req_id, size in enumerate(["5 mins"] * 5 + ["1 min"] * 4, start=1):
+        duration = "1 W" if size == "5 mins" else "1 D"
+        assert request(req_id, duration=duration, size=size) == [], (req_id, size)
+    assert sim.paced_requests == 0
+
+
+def test_format_date_is_not_part_of_the_identical_request(simulator, ibapi_client):
+    sim = simulator(speed=0)
+    client = ibapi_client(sim.port, 1)
+    request = _paced_request(client)
+    assert request(1, format_date=1) == []
+    # The same bars as epoch seconds instead of text: still identical for IB's 15 s rule.
+    assert request(2, format_date=2) == [162]
 
 
 def test_open_request_limit_for_keep_up_to_date(simulator, ibapi_client):

@@ -176,3 +176,80 @@ def test_rt_volume_ticks_carry_each_trade_with_its_market_time(simulator, ibapi_
         assert float(price) == last and float(volume) == total and single == "true"
         assert int(ms) % 5000 == 0  # trades are 5 market seconds apart
         assert float(size) > 0 and float(vwap) > 0
+
+
+LAST_CLOSE = pd.Timestamp("2026-10-30 16:00", tz="America/New_York")
+
+
+def _details_hours(client, req_id) -> dict[str, str]:
+    """tradingHours of a contract details answer, by day: ``{"20261102": "CLOSED", ...}``."""
+    client.wait(lambda: client.of("contractDetailsEnd", req_id), 5, "contract details")
+    [(_, details)] = client.of("contractDetails", req_id)
+    return dict(part.split(":", 1) for part in details.tradingHours.split(";"))
+
+
+def test_without_loop_the_market_closes_after_the_last_session(simulator, ibapi_client):
+    start = LAST_CLOSE - pd.Timedelta(minutes=2)
+    sim = simulator(speed=600, start=start.timestamp())
+    client = ibapi_client(sim.port, 1)
+    client.app.reqRealTimeBars(1, stock("AAPL"), 5, "TRADES", False, [])
+    client.app.reqMktData(2, stock("AAPL"), "", False, False, [])
+    close = LAST_CLOSE.timestamp()
+    client.wait(lambda: any(a[1] == close - 5 for a in client.of("realtimeBar", 1)), 10,
+                "the session's last 5-second bar")  # fmt: skip
+    client.wait(lambda: sim.now() > close + 600, 10, "ten market minutes after the close")
+    bars, ticks = len(client.of("realtimeBar", 1)), len(client.of("tickPrice", 2))
+    client.wait(lambda: sim.now() > close + 1200, 10, "ten more market minutes")
+    # Closed: nothing after 16:00, and nothing new while the clock runs on...
+    assert max(a[1] for a in client.of("realtimeBar", 1)) == close - 5
+    assert (len(client.of("realtimeBar", 1)), len(client.of("tickPrice", 2))) == (bars, ticks)
+    # ...and the contract's trading hours say it will not open again.
+    client.app.reqContractDetails(3, stock("AAPL"))
+    hours = _details_hours(client, 3)
+    assert hours["20261102"] == hours["20261103"] == "CLOSED"  # no data after Friday
+    assert sim.market_closed
+
+
+def test_loop_replays_the_sessions_on_the_next_weekdays(simulator, ibapi_client, sim_data):
+    start = LAST_CLOSE - pd.Timedelta(minutes=2)
+    sim = simulator(speed=600, start=start.timestamp(), loop=True)
+    client = ibapi_client(sim.port, 1)
+    client.app.reqRealTimeBars(1, stock("AAPL"), 5, "TRADES", False, [])
+    monday = pd.Timestamp("2026-11-02 09:30", tz="America/New_York")  # after the DST change
+    client.wait(lambda: any(a[1] >= (monday + pd.Timedelta(minutes=6)).timestamp()
+                            for a in client.of("realtimeBar", 1)), 10,
+                "bars of the looped session")  # fmt: skip
+    times = [a[1] for a in client.of("realtimeBar", 1)]
+    assert times == sorted(set(times)) and all(t % 5 == 0 for t in times)
+    before = [t for t in times if t < monday.timestamp()]
+    assert before[-1] == LAST_CLOSE.timestamp() - 5  # Friday ran to its close...
+    assert times[len(before)] == monday.timestamp()  # ...and Monday opens at 09:30 New York
+    assert not sim.market_closed
+
+    # Monday is Friday's session again, at the same clock times: its 1-minute bars, built
+    # from the 5-second bars, are Friday's CSV bars.
+    built = BarAggregator("1m")
+    minutes = []
+    for _, t, o, h, lo, c, v, _wap, _n in client.of("realtimeBar", 1)[len(before) :]:
+        done = built.add_bar(t, o, h, lo, c, float(v))
+        if done is not None:
+            minutes.append(done)
+    got = bars_to_frame(minutes)
+    friday = sim_data[1]["AAPL"]["1m"]
+    wall = got.index.tz_convert("America/New_York").tz_localize(None)  # the same clock times
+    shifted = got.set_axis((wall - pd.Timedelta(days=3)).tz_localize("America/New_York"))
+    pd.testing.assert_frame_equal(shifted, friday.loc[shifted.index], check_freq=False,
+                                  check_index_type=False)  # fmt: skip
+
+    # History, the clock and the trading hours agree that Monday is a trading day.
+    client.app.reqHistoricalData(2, stock("AAPL"), "", "1 D", "1 min", "TRADES", 1, 2, False, [])
+    client.wait(lambda: client.of("historicalDataEnd", 2), 5, "history of the looped day")
+    first = client.of("historicalData", 2)[0][1]
+    assert int(first.date) == monday.timestamp()
+    assert first.open == friday["open"].iloc[-390]  # Friday's first minute (390 a day)
+    client.app.reqCurrentTime()
+    client.wait(lambda: client.of("currentTime"), 5, "currentTime")
+    assert client.of("currentTime")[0][0] > monday.timestamp()
+    client.app.reqContractDetails(3, stock("AAPL"))
+    hours = _details_hours(client, 3)
+    assert hours["20261102"] != "CLOSED" and hours["20261103"] != "CLOSED"

@@ -5,7 +5,9 @@ message layouts compared field by field with a real TWS session recorded at serv
 from __future__ import annotations
 
 import base64
+import inspect
 import json
+import re
 import socket
 import struct
 import time
@@ -299,7 +301,10 @@ def test_ib_async_decodes_every_layout_version(simulator, server_version):
         assert ib.client.serverVersion() == server_version
         [details] = ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
         assert details.contract.conId == 265598 and details.stockType == "COMMON"
-        assert details.longName == "APPLE INC" and details.marketRuleIds == "26"
+        assert details.longName == "APPLE INC"
+        # One market rule per valid exchange, as TWS lists them.
+        rules = details.marketRuleIds.split(",")
+        assert rules == ["26"] * len(details.validExchanges.split(",")) and len(rules) > 1
         bars = ib.reqHistoricalData(details.contract, "", "1800 S", "1 min", "TRADES", True)
         assert bars and all(b.volume > 0 and b.barCount == 12 for b in bars[:-1])
         ticker = ib.reqMktData(details.contract)
@@ -307,7 +312,7 @@ def test_ib_async_decodes_every_layout_version(simulator, server_version):
         assert ticker.last > 0 and ticker.volume > 0 and ticker.lastSize > 0
         # Too long for the bar size: 162, which ends the request (ib_async takes 321 for a
         # warning and would wait forever).
-        assert not ib.reqHistoricalData(details.contract, "", "2 D", "1 min", "TRADES", True)
+        assert not ib.reqHistoricalData(details.contract, "", "1 W", "1 min", "TRADES", True)
         assert errors == [2104, 2106, 2158, 162]
     finally:
         ib.disconnect()
@@ -324,3 +329,91 @@ def test_ibapi_981_decodes_contract_details_and_ticks_at_157(simulator, ibapi_cl
     assert details.contract.conId == 272093 and details.stockType == "COMMON"
     assert details.mdSizeMultiplier == 1 and details.validExchanges.startswith("SMART")
     assert all(isinstance(a[2], int) for a in client.of("tickSize", 2))  # integer sizes
+
+
+def test_current_time_is_the_replayed_market_time(simulator, ibapi_client):
+    """reqCurrentTime answers with the market clock (clients default download end times to
+    it), not the machine's clock: at 3600x it runs an hour per second from the demo start."""
+    sim = simulator(speed=3600)
+    client = ibapi_client(sim.port, 1)
+    before = sim.now()
+    client.app.reqCurrentTime()
+    client.wait(lambda: client.of("currentTime"), 5, "currentTime")
+    after = sim.now()
+    [(stamp,)] = client.of("currentTime")
+    assert int(before) <= stamp <= after
+    assert abs(stamp - time.time()) > 86400  # the demo data's 2026-10-30, not today
+
+    ib = ib_async_client()
+    ib.connect("127.0.0.1", sim.port, clientId=2, timeout=10)
+    try:
+        before = sim.now()
+        when = ib.reqCurrentTime()
+        assert int(before) <= when.timestamp() <= sim.now()
+    finally:
+        ib.disconnect()
+
+
+# --- the keys and orders of a real paper account (recorded TWS session) --------------------
+
+
+@pytest.fixture
+def recording(shared_data):
+    path = shared_data / RECORDING
+    if not path.is_file():
+        pytest.skip(f"the recorded TWS session {path} is absent")
+    return _decode_recording(path)
+
+
+def _recorded_like(simulator):
+    """A simulator whose account is shaped like the recorded one: one currency, no
+    positions (values differ, keys and orders must not)."""
+    from quant_trading.simulator import AccountConfig
+
+    account = AccountConfig(account="DU5509097", cash={"USD": 1_000_000.0},
+                            account_type="PARTNERSHIP")  # fmt: skip
+    return simulator(speed=0, account=account)
+
+
+def _shape(rows, key_at, currency_at) -> list[tuple[str, str]]:
+    return [(m[key_at], _currency_class(m[currency_at])) for m in rows]
+
+
+def test_account_updates_carry_every_key_a_paper_account_sends(simulator, recording):
+    sim = _recorded_like(simulator)
+    client = RawClient(sim.port, "v157..176")
+    client.send(Out.START_API, 2, 1, "")
+    client.until(lambda m: m[:4] == ["4", "2", "-1", "2158"])
+    client.send(Out.REQ_ACCT_DATA, 2, 1, sim.account.account)
+    ours = [m for m in client.until(_is(54)) if m[0] == "6"]
+    client.close()
+    recorded = [m for m in recording["6_2"] if m[0] == "6"]
+    assert len({m[2] for m in recorded}) == 129
+    # Same keys with the same kinds of currency, in the same (alphabetical) order.
+    assert _shape(ours, 2, 4) == _shape(recorded, 2, 4)
+    assert [_kind(m[3]) for m in ours] == [_kind(m[3]) for m in recorded]
+
+
+def test_account_summary_and_multi_updates_in_tws_order(simulator, recording):
+    """ib_async's default summary tags come back in TWS's order: account tags without a
+    currency, then with one, each alphabetically, then the ledger; accountUpdateMulti sends
+    the account's keys alphabetically, then the ledger per currency."""
+    import ib_async
+
+    tags = inspect.getsource(ib_async.IB.reqAccountSummaryAsync)
+    tags = "".join(re.findall(r'"([^"]*)"', tags.split("tags = (", 1)[1].split(")", 1)[0]))
+    assert "DayTradesRemainingT+4" in tags and tags.endswith("$LEDGER:ALL")
+    sim = _recorded_like(simulator)
+    client = RawClient(sim.port, "v157..176")
+    client.send(Out.START_API, 2, 1, "")
+    client.until(lambda m: m[:4] == ["4", "2", "-1", "2158"])
+    client.send(Out.REQ_ACCOUNT_SUMMARY, 1, 221, "All", tags)
+    summary = [m for m in client.until(_is(64)) if m[0] == "63"]
+    client.send(Out.REQ_ACCOUNT_UPDATES_MULTI, 1, 217, sim.account.account, "", 1)
+    multi = [m for m in client.until(_is(74)) if m[0] == "73"]
+    client.close()
+    recorded = [m for m in recording["62_1"] if m[0] == "63"]
+    assert _shape(summary, 4, 6) == _shape(recorded, 4, 6)
+    assert [m[3] for m in summary] == [m[3] for m in recorded]  # account, then "All"
+    recorded_multi = [m for m in recording["76_1"] if m[0] == "73"]
+    assert _shape(multi, 5, 7) == _shape(recorded_multi, 5, 7)

@@ -1,9 +1,10 @@
 """An offline TWS: a loopback server that speaks the TWS API socket protocol.
 
 Real clients (ibapi's ``EClient``, ib_async, the toolkit's own tools) connect to it as to a
-paper-trading TWS. It replays the OHLCV CSVs of a data folder as live ticks and 5-second bars,
-serves historical bars with IB's limits and pacing errors, reports a configurable paper account,
-and injects faults (lost link to IB, dropped socket, latency) on demand.
+paper-trading TWS. It replays the OHLCV CSVs of a data folder as live ticks and 5-second bars
+(until the last session's close, or on and on with ``loop``), serves historical bars with IB's
+limits and pacing errors, reports a configurable paper account, and injects faults (lost link
+to IB, dropped socket, latency) on demand.
 
 Start it with ``python -m quant_trading.simulator`` or in-process::
 

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -82,13 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="comma-separated symbols without a live data subscription (354/10167)",
     )
+    p.add_argument(
+        "--loop",
+        action="store_true",
+        help="keep the market open: skip the closed hours between sessions, and after the "
+        "last session replay the replayed sessions again on the following weekdays "
+        "(default: the market closes after the last session)",
+    )
     p.add_argument("--no-pacing", action="store_true", help="disable historical-data pacing")
     p.add_argument(
-        "--pace-small-bars-only",
+        "--pace-all-bar-sizes",
         action="store_true",
-        help="apply IB's pacing rules only to bars of 30 s or less (IB's published scope) "
-        "instead of to every historical request",
+        help="apply IB's pacing rules to every historical request, stricter than IB, which "
+        "publishes them for bars of 30 s or less (the default scope)",
     )
+    # The old opt-in to IB's scope, which is now the default; still accepted.
+    p.add_argument("--pace-small-bars-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every message")
     p.add_argument(
         "--link-loss-at",
@@ -157,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         allow_remote=args.allow_remote,
         tick_interval=args.tick_interval,
         unsubscribed=frozenset(s.strip().upper() for s in args.unsubscribed.split(",") if s),
-        pacing=PacingLimits(enabled=not args.no_pacing, small_bars_only=args.pace_small_bars_only),
+        pacing=PacingLimits(enabled=not args.no_pacing, all_bar_sizes=args.pace_all_bar_sizes),
+        loop=args.loop,
         faults=FaultPlan(
             link_loss_at=args.link_loss_at,
             link_loss_for=args.link_loss_for,
@@ -186,8 +197,8 @@ async def _run(sim: Simulator, data_dir: Path) -> int:
     print(
         f"TWS simulator listening on {sim.config.host}:{port} (server version "
         f"{sim.server_version}, account {sim.account.account}, symbols {symbols} from "
-        f"{data_dir}, market time {now:%Y-%m-%d %H:%M} New York at {sim.clock.speed:g}x); "
-        "Ctrl-C to stop",
+        f"{data_dir}, market time {now:%Y-%m-%d %H:%M} New York at {sim.clock.speed:g}x"
+        f"{', looping' if sim.config.loop else ''}); Ctrl-C to stop",
         flush=True,
     )
     loop = asyncio.get_running_loop()
@@ -204,4 +215,11 @@ async def _run(sim: Simulator, data_dir: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Everything is closed and said; skip the interpreter's teardown of numba, pandas and the
+    # loaded data, which can take longer than the shutdown itself, so that a SIGTERM (a
+    # service manager, a test) stops the simulator within a second.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

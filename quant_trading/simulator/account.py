@@ -184,7 +184,13 @@ class AccountValue:
 
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    """The account valued at one moment: holdings, values and totals in the base currency."""
+    """The account valued at one moment: holdings, values and totals in the base currency.
+
+    ``account_rows`` are the account-level values (no currency, or the base currency, with
+    the ``-C``/``-S`` segment variants), ``ledger`` the per-currency values in TWS's ledger
+    order (each currency, then ``BASE``), and ``values`` what ``reqAccountUpdates`` sends:
+    both together, without ``Cryptocurrency``, which TWS sends only in ledgers.
+    """
 
     account: str
     base_currency: str
@@ -196,6 +202,8 @@ class AccountSnapshot:
     unrealized_pnl: float
     realized_pnl: float
     daily_pnl: float
+    account_rows: tuple[AccountValue, ...] = ()
+    ledger: tuple[AccountValue, ...] = ()
 
     def value(self, key: str, currency: str) -> str:
         """The value text of ``key`` in ``currency``; KeyError if absent."""
@@ -205,13 +213,23 @@ class AccountSnapshot:
         raise KeyError((key, currency))
 
     def summary(self) -> list[AccountValue]:
-        """The account-level values (those in the base currency or without currency), the
-        rows ``reqAccountSummary`` serves."""
-        return [v for v in self.values if v.currency in ("", self.base_currency)]
+        """The account-level values ``reqAccountSummary`` serves by tag (no segments)."""
+        return [v for v in self.account_rows if not v.key.endswith(("-C", "-S"))]
 
 
 def _money(value: float) -> str:
     return f"{value:.2f}"
+
+
+#: The per-currency keys, in the order TWS sends a ledger (recorded at server version 176).
+LEDGER_KEYS = (
+    "Currency", "CashBalance", "TotalCashBalance", "AccruedCash", "StockMarketValue",
+    "OptionMarketValue", "FutureOptionValue", "FuturesPNL", "NetLiquidationByCurrency",
+    "UnrealizedPnL", "RealizedPnL", "ExchangeRate", "FundValue", "NetDividend",
+    "MutualFundValue", "MoneyMarketFundValue", "CorporateBondValue", "TBondValue", "TBillValue",
+    "WarrantValue", "FxCashBalance", "AccountOrGroup", "RealCurrency", "IssuerOptionValue",
+    "Cryptocurrency",
+)  # fmt: skip
 
 
 def value_account(
@@ -243,13 +261,11 @@ def value_account(
             )
         )
 
-    base = config.base_currency
     per_ccy: dict[str, dict[str, float]] = {}
     for ccy in config.currencies:
-        stock = sum(h.market_value for h in holdings if h.currency == ccy)
         per_ccy[ccy] = {
             "cash": config.cash.get(ccy, 0.0),
-            "stock": stock,
+            "stock": sum(h.market_value for h in holdings if h.currency == ccy),
             "unrealized": sum(h.unrealized_pnl for h in holdings if h.currency == ccy),
             "realized": config.realized_pnl.get(ccy, 0.0),
             "gross": sum(abs(h.market_value) for h in holdings if h.currency == ccy),
@@ -262,72 +278,124 @@ def value_account(
     cash, stock, gross = total("cash"), total("stock"), total("gross")
     unrealized, realized, daily = total("unrealized"), total("realized"), total("daily")
     net_liq = cash + stock
-    margin = MARGIN_RATE * gross
-    available = net_liq - margin
-
-    rows: list[AccountValue] = []
-    acct = config.account
-
-    def add(key: str, value: str, currency: str = "") -> None:
-        rows.append(AccountValue(key, value, currency))
-
-    # Account-level rows, in the base currency (what TWS sends without the -C/-S segments).
-    add("AccountCode", acct)
-    add("AccountReady", "true")
-    add("AccountType", config.account_type)
-    add("AvailableFunds", _money(available), base)
-    add("BuyingPower", _money(available * LEVERAGE), base)
-    add("Cushion", f"{(available / net_liq) if net_liq else 0:.6g}")
-    add("DayTradesRemaining", "-1")
-    add("EquityWithLoanValue", _money(net_liq), base)
-    add("ExcessLiquidity", _money(available), base)
-    add("FullAvailableFunds", _money(available), base)
-    add("FullExcessLiquidity", _money(available), base)
-    add("FullInitMarginReq", _money(margin), base)
-    add("FullMaintMarginReq", _money(margin), base)
-    add("GrossPositionValue", _money(gross), base)
-    add("InitMarginReq", _money(margin), base)
-    add("LookAheadAvailableFunds", _money(available), base)
-    add("LookAheadExcessLiquidity", _money(available), base)
-    add("LookAheadInitMarginReq", _money(margin), base)
-    add("LookAheadMaintMarginReq", _money(margin), base)
-    add("MaintMarginReq", _money(margin), base)
-    add("NetLiquidation", _money(net_liq), base)
-    add("PreviousDayEquityWithLoanValue", _money(net_liq - daily), base)
-    add("RegTEquity", _money(net_liq), base)
-    add("RegTMargin", _money(margin), base)
-    add("SMA", _money(max(net_liq - margin, 0.0)), base)
-    add("TotalCashValue", _money(cash), base)
-
-    # Per-currency rows, each currency and then BASE (the sum in the base currency).
-    columns = [*per_ccy, "BASE"]
-    for ccy in columns:
+    account_rows = _account_rows(config, net_liq, cash, gross, daily)
+    ledger = []
+    for ccy in [*per_ccy, "BASE"]:
         if ccy == "BASE":
             v = {"cash": cash, "stock": stock, "unrealized": unrealized, "realized": realized}
-            rate = 1.0
         else:
             v = per_ccy[ccy]
-            rate = config.rate(ccy)
-        add("AccountOrGroup", acct, ccy)
-        add("CashBalance", _money(v["cash"]), ccy)
-        add("Currency", ccy if ccy != "BASE" else "BASE", ccy)
-        add("ExchangeRate", "1.00" if rate == 1.0 else f"{rate:.6g}", ccy)  # TWS: 1.00 for base
-        add("NetLiquidationByCurrency", _money(v["cash"] + v["stock"]), ccy)
-        add("RealCurrency", ccy if ccy != "BASE" else base, ccy)
-        add("RealizedPnL", _money(v["realized"]), ccy)
-        add("StockMarketValue", _money(v["stock"]), ccy)
-        add("TotalCashBalance", _money(v["cash"]), ccy)
-        add("UnrealizedPnL", _money(v["unrealized"]), ccy)
+        ledger += _ledger_rows(config, ccy, v)
+    # reqAccountUpdates: both sets; a key in both (AccruedCash in the base currency) once.
+    values = {(r.key, r.currency): r for r in account_rows}
+    for row in ledger:
+        if row.key != "Cryptocurrency":
+            values.setdefault((row.key, row.currency), row)
 
     return AccountSnapshot(
-        account=acct,
-        base_currency=base,
+        account=config.account,
+        base_currency=config.base_currency,
         holdings=tuple(holdings),
-        values=tuple(rows),
+        values=tuple(values.values()),
         net_liquidation=net_liq,
         total_cash=cash,
         gross_position_value=gross,
         unrealized_pnl=unrealized,
         realized_pnl=realized,
         daily_pnl=daily,
+        account_rows=tuple(account_rows),
+        ledger=tuple(ledger),
     )
+
+
+def _account_rows(
+    config: AccountConfig, net_liq: float, cash: float, gross: float, daily: float
+) -> list[AccountValue]:
+    """Account-level rows with the keys a real paper account sends (TWS 10.x): values without
+    a currency, base-currency totals, and for most totals their commodities (``-C``, always
+    zero here: stocks only) and securities (``-S``, the whole account) segments."""
+    base = config.base_currency
+    margin = MARGIN_RATE * gross
+    available = net_liq - margin
+    rows: list[AccountValue] = []
+
+    def add(key: str, value: str, currency: str = "") -> None:
+        rows.append(AccountValue(key, value, currency))
+
+    def money(key: str, value: float, segments: str = "CS") -> None:
+        add(key, _money(value), base)
+        if "C" in segments:
+            add(f"{key}-C", _money(0.0), base)
+        if "S" in segments:
+            add(f"{key}-S", _money(value), base)
+
+    add("AccountCode", config.account)
+    add("AccountReady", "true")
+    add("AccountType", config.account_type)
+    money("AccruedCash", 0.0)
+    money("AccruedDividend", 0.0)
+    money("AvailableFunds", available)
+    money("Billable", 0.0)
+    money("BuyingPower", available * LEVERAGE, "")
+    add("ColumnPrio-C", "2")
+    add("ColumnPrio-S", "1")
+    add("Cushion", f"{(available / net_liq) if net_liq else 0:.6g}")
+    add("DayTradesRemaining", "-1")  # -1: not a pattern day trader account
+    for k in range(1, 5):
+        add(f"DayTradesRemainingT+{k}", "-1")
+    add("DayTradingStatus-S", f"::false:{_money(net_liq)}:")
+    money("EquityWithLoanValue", net_liq)
+    money("ExcessLiquidity", available)
+    money("FullAvailableFunds", available)
+    money("FullExcessLiquidity", available)
+    money("FullInitMarginReq", margin)
+    money("FullMaintMarginReq", margin)
+    money("GrossPositionValue", gross, "S")
+    money("Guarantee", 0.0)
+    money("IndianStockHaircut", 0.0)
+    money("InitMarginReq", margin)
+    add("Leverage-S", f"{(gross / net_liq) if net_liq else 0:.2f}")
+    money("LookAheadAvailableFunds", available)
+    money("LookAheadExcessLiquidity", available)
+    money("LookAheadInitMarginReq", margin)
+    money("LookAheadMaintMarginReq", margin)
+    add("LookAheadNextChange", "0")
+    money("MaintMarginReq", margin)
+    add("NLVAndMarginInReview", "false")
+    money("NetLiquidation", net_liq)
+    money("NetLiquidationUncertainty", 0.0, "")
+    money("PASharesValue", 0.0)
+    money("PhysicalCertificateValue", 0.0)
+    money("PostExpirationExcess", 0.0)
+    money("PostExpirationMargin", 0.0)
+    money("PreviousDayEquityWithLoanValue", net_liq - daily, "S")
+    money("RegTEquity", net_liq, "S")
+    money("RegTMargin", margin, "S")
+    money("SMA", max(net_liq - margin, 0.0), "S")
+    add("SegmentTitle-C", "US Commodities")
+    add("SegmentTitle-S", "US Securities")
+    money("TotalCashValue", cash)
+    money("TotalDebitCardPendingCharges", 0.0)
+    add("TradingType-S", "STKNOPT")
+    add("WhatIfPMEnabled", "true")
+    return rows
+
+
+def _ledger_rows(config: AccountConfig, ccy: str, v: dict[str, float]) -> list[AccountValue]:
+    """One currency's ledger (``BASE``: all currencies in the base currency), TWS's order."""
+    rate = 1.0 if ccy == "BASE" else config.rate(ccy)
+    known = {
+        "Currency": ccy,
+        "CashBalance": _money(v["cash"]),
+        "TotalCashBalance": _money(v["cash"]),
+        "StockMarketValue": _money(v["stock"]),
+        "NetLiquidationByCurrency": _money(v["cash"] + v["stock"]),
+        "UnrealizedPnL": _money(v["unrealized"]),
+        "RealizedPnL": _money(v["realized"]),
+        "ExchangeRate": "1.00" if rate == 1.0 else f"{rate:.6g}",  # TWS: 1.00 for the base
+        "AccountOrGroup": config.account,
+        "RealCurrency": ccy,
+        "Cryptocurrency": "",  # TWS leaves it empty for an account without crypto
+    }
+    # Everything else is an asset class or accrual the simulated account does not hold.
+    return [AccountValue(key, known.get(key, _money(0.0)), ccy) for key in LEDGER_KEYS]

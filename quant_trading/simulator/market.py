@@ -15,11 +15,18 @@ either side of the last trade.
 
 The :class:`ReplayClock` maps wall time to market time: ``speed`` market seconds per real
 second from a chosen start.
+
+The replay ends at the last session's close: from then on the market is closed (no trades,
+no 5-second bars). With ``--loop`` it keeps going instead: when the replay runs out,
+:meth:`Market.extend_loop` appends the replayed sessions again (the sessions from
+the replay's start to the end of the data), moved to the following weekdays at the same New
+York clock times, so time keeps increasing and bars stay aligned to the clock.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -173,6 +180,10 @@ def bar_ticks(
     return Ticks(times, prices, sizes)
 
 
+#: SymbolData's array of each OHLCV column.
+_ARRAYS = dict(zip(OHLCV, ("o", "h", "lo", "c", "v"), strict=True))
+
+
 class SymbolData:
     """All bars of one symbol, stitched from its files (finest wins), with the trades in them.
 
@@ -185,6 +196,8 @@ class SymbolData:
         self.files = dict(sorted(files.items(), key=lambda kv: kv[0].seconds or 10**9))
         self.tick_interval = float(tick_interval)
         self._frames: dict[Timeframe, pd.DataFrame] = {}
+        self._calendars: dict[Timeframe, _Calendar] = {}
+        self._sessions: Sessions | None = None
         self._lock = threading.RLock()  # frame() is called with it held while loading
         self._ticks_cache: OrderedDict[int, Ticks] = OrderedDict()
         self._loaded = False
@@ -199,6 +212,13 @@ class SymbolData:
                 self._frames[tf] = frame[OHLCV]
             return self._frames[tf]
 
+    def _calendar(self, tf: Timeframe) -> _Calendar:
+        """The file's bars with their New York days, for daily and longer bars (built once)."""
+        with self._lock:
+            if tf not in self._calendars:
+                self._calendars[tf] = _Calendar.of(self.frame(tf), tf.seconds)
+            return self._calendars[tf]
+
     def _load(self) -> None:
         if self._loaded:
             return
@@ -206,6 +226,7 @@ class SymbolData:
         cutoff = None  # bars of coarser files are used only before the finer data starts
         for tf in self.files:  # finest first
             frame = self.frame(tf)
+            self._calendar(tf)  # now, so that no daily request has to build it
             if cutoff is not None:
                 frame = frame[frame.index < cutoff]
             if len(frame):
@@ -218,12 +239,10 @@ class SymbolData:
         pieces.sort(key=lambda p: p[0].index[0])
         frame = pd.concat([p[0] for p in pieces])
         self.widths = np.concatenate([p[1] for p in pieces])
-        self.index = frame.index
         self.starts = frame.index.as_unit("s").asi8.astype(np.int64)
         self.ends = self.starts + self.widths
         self.o, self.h, self.lo, self.c, self.v = (frame[col].to_numpy(np.float64) for col in OHLCV)
-        local = frame.index.tz_convert(EXCHANGE_TZ)
-        self.session = np.asarray(local.strftime("%Y%m%d").astype(int))
+        self.session = _yyyymmdd(frame.index)
         self._loaded = True
 
     def ensure_loaded(self) -> None:
@@ -322,8 +341,53 @@ class SymbolData:
     def sessions(self) -> Sessions:
         """Trading days in the data and the start of each one's first bar."""
         self.ensure_loaded()
-        days, first = np.unique(self.session, return_index=True)
-        return Sessions(days, self.starts[first].astype(np.float64))
+        with self._lock:
+            if self._sessions is None:
+                days, first = np.unique(self.session, return_index=True)
+                self._sessions = Sessions(days, self.starts[first].astype(np.float64))
+            return self._sessions
+
+    def session_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(days, opens, closes): each trading day's first bar start and last bar end."""
+        sessions = self.sessions()
+        last = np.r_[np.searchsorted(self.session, sessions.days[1:], side="left") - 1,
+                     len(self.session) - 1]  # fmt: skip
+        return sessions.days, sessions.opens, self.ends[last].astype(np.float64)
+
+    def append_days(self, moves: dict[int, int]) -> None:
+        """Append a copy of the bars of each day in ``moves`` (``yyyymmdd`` -> ``yyyymmdd``)
+        on its new day, at the same New York clock times. The new days must come after the
+        data (``--loop``)."""
+        self.ensure_loaded()
+        with self._lock:
+            rows = np.flatnonzero(np.isin(self.session, np.fromiter(moves, np.int64)))
+            if not len(rows):
+                return
+            shift = {day: _midnight(new) - _midnight(day) for day, new in moves.items()}
+            old_days = self.session[rows]
+            starts = self.starts[rows] + np.array([shift[d] for d in old_days.tolist()])
+            if starts[0] < self.ends[-1]:
+                raise ValueError("looped days must come after the data")
+            widths = self.widths[rows]
+            values = {col: getattr(self, attr)[rows] for col, attr in _ARRAYS.items()}
+            for tf in self.files:
+                own = widths == tf.seconds
+                if own.any():  # the history of sizes built from this file sees the new days
+                    index = pd.to_datetime(starts[own], unit="s", utc=True)
+                    added = pd.DataFrame(
+                        {col: v[own] for col, v in values.items()},
+                        index=index.tz_convert(self.frame(tf).index.tz).rename("time"),
+                    )
+                    self._frames[tf] = pd.concat([self.frame(tf), added])
+                    self._calendars.pop(tf, None)
+            self.starts = np.concatenate([self.starts, starts])
+            self.widths = np.concatenate([self.widths, widths])
+            self.ends = self.starts + self.widths
+            for col, attr in _ARRAYS.items():
+                setattr(self, attr, np.concatenate([getattr(self, attr), values[col]]))
+            new_days = np.array([moves[d] for d in old_days.tolist()], dtype=self.session.dtype)
+            self.session = np.concatenate([self.session, new_days])
+            self._sessions = None
 
     def session_notional(self, t: float) -> float:
         """Sum of price x size traded in ``t``'s session before ``t`` (for RTVolume's VWAP).
@@ -382,8 +446,15 @@ class SymbolData:
             out["count"] = _counts(ticks.time, out.index, secs)
             return out
         pieces = []
+        calendar = tf.unit in ("w", "mo") or (secs is not None and secs >= 86400)
         for file_tf in self.files:
             if file_tf.seconds is None or (secs is not None and secs % file_tf.seconds):
+                continue
+            n_ticks = max(4, int(round(file_tf.seconds / self.tick_interval)))
+            if calendar:
+                out = self._calendar(file_tf).bars(tf.unit, t_from, t_to, complete_by, n_ticks)
+                if out is not None:
+                    pieces.append(out)
                 continue
             frame = self.frame(file_tf)
             keep = (frame.index >= lo_ts) & (frame.index < hi_ts)
@@ -393,13 +464,8 @@ class SymbolData:
             frame = frame[keep]
             if not len(frame):
                 continue
-            n_ticks = max(4, int(round(file_tf.seconds / self.tick_interval)))
-            if tf.unit in ("w", "mo") or (secs is not None and secs >= 86400):
-                out = _calendar_bars(frame, tf)
-                out["count"] = _calendar_bars(frame.assign(volume=n_ticks), tf)["volume"]
-            else:
-                out = aggregate(frame, tf)
-                out["count"] = aggregate(frame.assign(volume=float(n_ticks)), tf)["volume"]
+            out = aggregate(frame, tf)
+            out["count"] = aggregate(frame.assign(volume=float(n_ticks)), tf)["volume"]
             pieces.append(out)
         if not pieces:
             return _empty_frame()
@@ -436,32 +502,97 @@ def _counts(times: np.ndarray, index: pd.DatetimeIndex, secs: int) -> np.ndarray
     return (hi - lo).astype(np.float64)
 
 
-def _calendar_bars(frame: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
-    """Daily, weekly and monthly bars, labelled by the first session of the period (midnight
-    New York), since those periods do not divide the clock the way intraday bins do."""
-    local = frame.index.tz_convert(EXCHANGE_TZ)
-    days = local.normalize()
-    if tf.unit == "w":
-        key = days - pd.to_timedelta(days.day_of_week, unit="D")
-        key = key.normalize()
-    elif tf.unit == "mo":
-        key = days - pd.to_timedelta(days.day - 1, unit="D")
-    else:
-        key = days
-    grouped = frame.groupby(key.to_numpy())
-    out = grouped.agg(
-        open=("open", "first"), high=("high", "max"), low=("low", "min"),
-        close=("close", "last"), volume=("volume", "sum"),
-    )  # fmt: skip
-    first_day = pd.Series(days, index=frame.index).groupby(key.to_numpy()).first()
-    out.index = pd.DatetimeIndex(first_day.to_numpy(), name="time")
-    if out.index.tz is None:
-        out.index = out.index.tz_localize(EXCHANGE_TZ)
-    return out
+def _weekdays_after(day: int, n: int) -> list[int]:
+    """The ``n`` weekdays after the ``yyyymmdd`` day, as ``yyyymmdd`` ints."""
+    first = np.datetime64(f"{day // 10000:04d}-{day // 100 % 100:02d}-{day % 100:02d}")
+    dates = np.busday_offset(first, np.arange(1, n + 1), roll="forward")
+    return [int(str(d).replace("-", "")) for d in dates]
+
+
+def _yyyymmdd(index: pd.DatetimeIndex) -> np.ndarray:
+    """The New York date of each time as a ``yyyymmdd`` int."""
+    local = index.tz_convert(EXCHANGE_TZ)
+    return np.asarray(local.year * 10000 + local.month * 100 + local.day, dtype=np.int64)
+
+
+def _midnight(day: int) -> int:
+    """Epoch seconds of New York midnight starting the ``yyyymmdd`` day."""
+    return int(pd.Timestamp(str(day), tz=EXCHANGE_TZ).timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class _Calendar:
+    """One file's bars with the New York day each falls on, so that daily, weekly and monthly
+    bars are numpy reductions over a slice (a pandas groupby on tz-aware times took most of a
+    second per request, blocking every client meanwhile)."""
+
+    starts: np.ndarray  # epoch seconds, sorted
+    width: int
+    midnight: np.ndarray  # epoch seconds of the bar's New York midnight
+    day: np.ndarray  # the bar's New York date, days since 1970-01-01
+    o: np.ndarray
+    h: np.ndarray
+    lo: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+
+    @staticmethod
+    def of(frame: pd.DataFrame, width: int) -> _Calendar:
+        """Index ``frame``: one file's bars, each ``width`` seconds long."""
+        index = frame.index
+        starts = index.as_unit("s").asi8.astype(np.int64)
+        wall = index.tz_convert(EXCHANGE_TZ).tz_localize(None).as_unit("s").asi8
+        day = wall // 86400
+        days, which = np.unique(day, return_inverse=True)
+        # Midnight is a real instant every day in New York (clocks change at 2 am).
+        midnights = pd.to_datetime(days, unit="D").tz_localize(EXCHANGE_TZ)
+        return _Calendar(
+            starts, width, midnights.as_unit("s").asi8[which], day,
+            *(frame[col].to_numpy(np.float64) for col in OHLCV),
+        )  # fmt: skip
+
+    def bars(
+        self, unit: str, t_from: float, t_to: float, complete_by: float | None, n_ticks: int
+    ) -> pd.DataFrame | None:
+        """Bars of a day (``d``), week (``w``, from Monday) or month (``mo``) from the file's
+        bars starting in [t_from, t_to) and, with ``complete_by``, ended by then; labelled by
+        the first session of the period (midnight New York), as TWS dates them. None if no
+        bar qualifies."""
+        i = int(np.searchsorted(self.starts, t_from, side="left"))
+        j = int(np.searchsorted(self.starts, t_to, side="left"))
+        if complete_by is not None:
+            j = min(j, int(np.searchsorted(self.starts, complete_by - self.width, side="right")))
+        if j <= i:
+            return None
+        day = self.day[i:j]
+        if unit == "w":
+            key = day - (day + 3) % 7  # 1970-01-01 was a Thursday: back to Monday
+        elif unit == "mo":
+            key = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        else:
+            key = day
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        last = np.r_[first[1:] - 1, len(key) - 1]
+        index = pd.to_datetime(self.midnight[i:j][first], unit="s", utc=True)
+        return pd.DataFrame(
+            {
+                "open": self.o[i:j][first],
+                "high": np.maximum.reduceat(self.h[i:j], first),
+                "low": np.minimum.reduceat(self.lo[i:j], first),
+                "close": self.c[i:j][last],
+                "volume": np.add.reduceat(self.v[i:j], first),
+                "count": (last - first + 1) * n_ticks,
+            },
+            index=index.tz_convert(EXCHANGE_TZ).rename("time"),
+        )
 
 
 class Market:
-    """The data folder's symbols, loaded on first use, and the replay clock."""
+    """The data folder's symbols, loaded on first use, and the replay clock.
+
+    :meth:`closed_until` says when a closed market opens next; for ``--loop`` the server
+    calls :meth:`extend_loop` whenever the replay runs out (see the module doc).
+    """
 
     def __init__(
         self,
@@ -478,6 +609,9 @@ class Market:
         if clock is None:
             clock = ReplayClock(self.default_start() if start is None else start, speed)
         self.clock = clock
+        self.replay_start = clock.now()
+        self._hours: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._replayed: list[int] | None = None  # the days --loop replays again
 
     def _scan(self) -> None:
         files: dict[str, dict[Timeframe, Path]] = {}
@@ -534,6 +668,69 @@ class Market:
             i = int(np.searchsorted(data.session, last_session, side="left"))
             return min(float(data.starts[i]) + DEFAULT_START_OFFSET, float(data.ends[-1]))
         return _time.time()
+
+    def _readable(self) -> list[SymbolData]:
+        out = []
+        for symbol in self.symbols:
+            try:
+                data = self.data(symbol)
+                data.ensure_loaded()
+            except Exception:  # already reported at start-up; such a symbol has no sessions
+                continue
+            out.append(data)
+        return out
+
+    def hours(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(days, opens, closes) of the market: every ``yyyymmdd`` with data for any symbol,
+        from its earliest first bar to its latest last bar (epoch seconds)."""
+        if self._hours is None:
+            spans: dict[int, tuple[float, float]] = {}
+            for data in self._readable():
+                for day, o, c in zip(*(a.tolist() for a in data.session_spans()), strict=True):
+                    lo, hi = spans.get(day, (o, c))
+                    spans[day] = (min(lo, o), max(hi, c))
+            days = sorted(spans)
+            self._hours = (
+                np.array(days, dtype=np.int64),
+                np.array([spans[d][0] for d in days], dtype=np.float64),
+                np.array([spans[d][1] for d in days], dtype=np.float64),
+            )
+        return self._hours
+
+    @property
+    def end(self) -> float | None:
+        """When the last session in the data closes (epoch seconds), None without data."""
+        closes = self.hours()[2]
+        return float(closes[-1]) if len(closes) else None
+
+    def closed_until(self, t: float) -> float | None:
+        """None while a session is open at market time ``t``; else when the next one opens
+        (``math.inf`` after the last session)."""
+        _, opens, closes = self.hours()
+        k = int(np.searchsorted(opens, t, side="right")) - 1
+        if k >= 0 and t < closes[k]:
+            return None
+        return float(opens[k + 1]) if k + 1 < len(opens) else math.inf
+
+    def extend_loop(self) -> list[int]:
+        """Append the replayed sessions again on the weekdays after the data; return the new
+        days. The replayed sessions are those from the replay's start (the session it began
+        in, else the next one, else the last) to the end of the original data."""
+        days, opens, closes = self.hours()
+        if not len(days):
+            return []
+        if self._replayed is None:
+            k = int(np.searchsorted(opens, self.replay_start, side="right")) - 1
+            if k < 0 or self.replay_start >= closes[k]:
+                k += 1  # started while closed: the next session is the first replayed
+            self._replayed = days[min(max(k, 0), len(days) - 1) :].tolist()
+        new_days = _weekdays_after(int(days[-1]), len(self._replayed))
+        moves = dict(zip(self._replayed, new_days, strict=True))
+        for data in self._readable():
+            data.append_days(moves)
+        self._hours = None
+        log.info("replay looped: sessions %s again as %s", self._replayed, new_days)
+        return new_days
 
     def price(self, symbol: str) -> float | None:
         """Last trade price of ``symbol`` now, or None without data."""

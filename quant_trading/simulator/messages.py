@@ -497,6 +497,10 @@ _ORDER_TYPES = (
 )
 
 
+#: The market rule (price increments) TWS reports for US stocks.
+_US_STOCK_RULE = "26"
+
+
 def contract_data(
     sv: int,
     req_id: int,
@@ -507,6 +511,8 @@ def contract_data(
     liquid_hours: str,
 ) -> list:
     """``contractDetails`` for a stock, laid out for the server version (see module doc)."""
+    # TWS lists a market rule (price increments) per valid exchange, in the same order.
+    rules = ",".join([_US_STOCK_RULE] * len(valid_exchanges.split(",")))
     fields: list = [In.CONTRACT_DATA]
     if sv < SV.SIZE_RULES:
         fields.append(8)
@@ -520,7 +526,7 @@ def contract_data(
         "", _ORDER_TYPES, valid_exchanges, 1, 0, contract.long_name, contract.primary_exchange,
         "", contract.industry, contract.category, contract.subcategory, "US/Eastern",
         trading_hours, liquid_hours, "", "", 1, "ISIN", _isin(contract),
-        1, "", "", "26", "", "COMMON",
+        1, "", "", rules, "", "COMMON",
     ]  # fmt: skip
     if sv == SV.FRACTIONAL_SIZE_SUPPORT:
         fields.append("0.0001")  # sizeMinTick, only at 163

@@ -36,7 +36,8 @@ class PacingLimits:
     same_contract_max: int = 6
     same_contract_window: float = 2.0
     enabled: bool = True
-    small_bars_only: bool = False
+    #: False: only bars of ``small_bar_seconds`` or less are paced (IB's published scope).
+    all_bar_sizes: bool = False
     small_bar_seconds: int = 30
 
 
@@ -64,7 +65,7 @@ class Pacer:
         lim = self.limits
         if not lim.enabled:
             return False
-        if not lim.small_bars_only:
+        if lim.all_bar_sizes:
             return True
         return bar_seconds is not None and bar_seconds <= lim.small_bar_seconds
 

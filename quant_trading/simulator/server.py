@@ -6,6 +6,11 @@ advances the replay: every ``pump_interval`` real seconds it takes the trades of
 market time once per streamed symbol and hands them to every subscribed session, so a hundred
 clients watching the same symbol cost one tick computation.
 
+After the last session's close the market is closed: the pump finds no trades, so clients
+get no ticks and no 5-second bars, and contract details list the days after the data as
+closed. With ``loop`` the pump skips the closed hours instead (market time jumps to the next
+open) and extends the data when it runs out (:meth:`.market.Market.extend_loop`).
+
 Run it in-process (tests) with :meth:`Simulator.start_in_thread`, which returns the bound port
 (pass port 0 for a free one), or as ``python -m quant_trading.simulator``.
 """
@@ -26,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bars import EXCHANGE_TZ
+from ..bars import EXCHANGE_TZ, OHLCV, aggregate
 from .account import AccountConfig, AccountSnapshot, default_account, value_account
 from .faults import FARM_BROKEN, FARM_OK, LINK_LOST, LINK_RESTORED, FaultPlan
 from .historical import HistoryLimits
@@ -69,6 +74,9 @@ class SimulatorConfig:
     unsubscribed: frozenset[str] = frozenset()
     faults: FaultPlan = field(default_factory=FaultPlan)
     next_order_id: int = 1
+    loop: bool = False  # keep the market open: skip closed hours, replay again at the end
+    #: Bytes queued for one client (unsent or held back by latency) before it is dropped.
+    max_backlog_bytes: int = 64 * 1024 * 1024
 
 
 def check_host(host: str, allow_remote: bool) -> None:
@@ -110,6 +118,7 @@ class Simulator:
                 self.market.data(symbol).ensure_loaded()
             except Exception as exc:
                 log.warning("cannot read data for %s: %s", symbol, exc)
+        _warm_up_aggregation()
         self.account = config.account
         self.pacer = Pacer(config.pacing)
         self.history_limits = config.history_limits
@@ -118,8 +127,11 @@ class Simulator:
         self.next_order_id = config.next_order_id
         self.latency = config.faults.latency
         self.link_down = False
+        self._told_closed = False
         #: reqHistoricalData requests received (all clients), for tests and diagnostics.
         self.historical_requests = 0
+        #: ... and of those, the ones refused with a pacing violation.
+        self.paced_requests = 0
         self.sessions: set[Session] = set()
         self._client_ids: dict[int, Session] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -141,6 +153,12 @@ class Simulator:
     def now(self) -> float:
         """Current market time, epoch seconds."""
         return self.market.clock.now()
+
+    @property
+    def market_closed(self) -> bool:
+        """True once the replay is past the last session's close and does not loop: no more
+        trades, ticks or 5-second bars."""
+        return not self.config.loop and self.market.closed_until(self.now()) == math.inf
 
     def contract(self, symbol: str) -> ContractInfo:
         """The contract the simulator reports for ``symbol``."""
@@ -170,15 +188,19 @@ class Simulator:
         return value_account(self.account, price, prev_close)
 
     def trading_hours(self, data: SymbolData) -> tuple[str, str]:
-        """contractDetails' tradingHours and liquidHours for the week around now."""
+        """contractDetails' tradingHours and liquidHours for the week from today: the days
+        with data, and after the data the weekdays only if the replay loops (else the market
+        stays closed)."""
         today = pd.Timestamp(self.now(), unit="s", tz="UTC").tz_convert(EXCHANGE_TZ).normalize()
-        sessions = set(np.unique(data.session).tolist())
+        sessions = set(data.sessions().days.tolist())
+        last = max(sessions, default=0)
         trading, liquid = [], []
         for k in range(7):
             day = today + pd.Timedelta(days=k)
             key = int(day.strftime("%Y%m%d"))
             d = day.strftime("%Y%m%d")
-            if day.day_of_week >= 5 or (sessions and key <= max(sessions) and key not in sessions):
+            looped = self.config.loop and key > last
+            if day.day_of_week >= 5 or (key not in sessions and not looped):
                 trading.append(f"{d}:CLOSED")
                 liquid.append(f"{d}:CLOSED")
             else:
@@ -337,12 +359,36 @@ class Simulator:
                 if now - last > MAX_STEP_SECONDS:
                     last = now - MAX_STEP_SECONDS
                 self._step(last, now)
-                last = now
+                last = self._after_step(now)
                 if time.monotonic() - last_account >= self.config.account_refresh:
                     last_account = time.monotonic()
                     self._refresh_accounts()
             except Exception:  # the pump must survive any one bad step
                 log.exception("market pump step failed")
+
+    def _after_step(self, now: float) -> float:
+        """Market time the next step starts from: ``now``, or with ``loop`` the next open
+        when the market is closed (extending the data once the replay has run out)."""
+        reopen = self.market.closed_until(now)
+        if reopen is None:
+            return now
+        if not self.config.loop:
+            if reopen == math.inf and not self._told_closed:
+                self._told_closed = True
+                when = pd.Timestamp(self.market.end, unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
+                log.warning(
+                    "the replay reached the end of the data (%s New York): the market is "
+                    "closed; --loop keeps it open", f"{when:%Y-%m-%d %H:%M}",
+                )  # fmt: skip
+            return now
+        # Past the end of the data: append the replayed sessions again until one lies ahead
+        # (more than once only when the replay started after the data).
+        while reopen == math.inf and self.market.extend_loop():
+            reopen = self.market.closed_until(now)
+        if reopen is None or reopen == math.inf:
+            return now  # open in the appended days, or no data at all
+        self.clock.jump(reopen)
+        return reopen
 
     def _step(self, t0: float, t1: float) -> None:
         """Replay market time [t0, t1) to every subscriber."""
@@ -466,6 +512,13 @@ class Simulator:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
             log.warning("fault injection: %s", getattr(action, "__name__", "restore link"))
             action()
+
+
+def _warm_up_aggregation() -> None:
+    """Compile (or load) the shared core's bar aggregation now: the first intraday history
+    request would otherwise stall every client for a second while numba gets ready."""
+    index = pd.DatetimeIndex([pd.Timestamp("2026-01-02 09:30", tz=EXCHANGE_TZ)], name="time")
+    aggregate(pd.DataFrame({col: [1.0] for col in OHLCV}, index=index), "5m")
 
 
 def _as_dict(config: SimulatorConfig) -> dict:

@@ -50,7 +50,13 @@ from .requests import (
     Unhandled,
     parse_request,
 )
-from .streams import BarSubscription, HistorySubscription, MarketSubscription, StreamingMixin
+from .streams import (
+    NO_SECURITY,
+    BarSubscription,
+    HistorySubscription,
+    MarketSubscription,
+    StreamingMixin,
+)
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -59,7 +65,6 @@ __all__ = ["Session"]
 
 log = logging.getLogger(__name__)
 
-NO_SECURITY = "No security definition has been found for the request"
 CLIENT_ID_IN_USE = (
     "Unable to connect as the client id is already in use. Retry with a unique client id."
 )
@@ -68,8 +73,6 @@ READ_ONLY = (
 )
 _EXCHANGES = {"", "SMART", "NASDAQ", "ISLAND", "NYSE", "ARCA", "BATS", "IEX", "AMEX", "EDGX"}
 VALID_EXCHANGES = "SMART,AMEX,NYSE,ARCA,BATS,EDGX,IEX,ISLAND,NASDAQ"
-#: Bytes queued for a client that is not reading before the connection is dropped.
-MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -109,6 +112,7 @@ class Session(StreamingMixin):
         self._writer_task: asyncio.Task | None = None
         self._pending: list[bytes] = []
         self._flush_scheduled = False
+        self._delayed_bytes = 0  # held back by the latency fault, not yet written
 
     # -- I/O ------------------------------------------------------------------------------
 
@@ -127,6 +131,9 @@ class Session(StreamingMixin):
                         self._dispatch(split_fields(payload))
                     if self.closed:
                         break
+                    # A client that sends many requests at once must not hold up the market
+                    # pump and the other clients until all of them are answered.
+                    await asyncio.sleep(0)
         except HandshakeError as exc:
             log.warning("client %s: %s; closing", self.peer, exc)
         except ProtocolError as exc:
@@ -152,6 +159,8 @@ class Session(StreamingMixin):
                 self._out = asyncio.Queue()
                 self._writer_task = asyncio.get_running_loop().create_task(self._delayed_writer())
             self._out.put_nowait((asyncio.get_running_loop().time() + latency, data))
+            self._delayed_bytes += len(data)
+            self._check_backlog()
             return
         self._pending.append(data)
         if not self._flush_scheduled:
@@ -167,12 +176,18 @@ class Session(StreamingMixin):
         if self.writer.is_closing():
             return
         self.writer.write(data)
+        self._check_backlog()
+
+    def _check_backlog(self) -> None:
+        """Drop a client with more than ``max_backlog_bytes`` waiting for it (unsent, or held
+        back by latency): one that stops reading would make the server buffer without bound,
+        and TWS drops such a connection too."""
         transport = self.writer.transport
-        if transport is not None and transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
-            # A client that stops reading would make the server buffer without bound; TWS
-            # drops such a connection too.
+        unsent = transport.get_write_buffer_size() if transport is not None else 0
+        queued = unsent + self._delayed_bytes
+        if queued > self.sim.config.max_backlog_bytes and not self.closed:
             log.warning("client %s is not reading (%d bytes queued): dropping it", self.peer,
-                        transport.get_write_buffer_size())  # fmt: skip
+                        queued)  # fmt: skip
             self.abort()
 
     async def _delayed_writer(self) -> None:
@@ -183,9 +198,11 @@ class Session(StreamingMixin):
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            self._delayed_bytes -= len(data)
             if self.writer.is_closing():
                 return
             self.writer.write(data)
+            self._check_backlog()
 
     def error(self, req_id: int, code: int, message: str) -> None:
         """Send TWS's error message (also used for warnings and notices)."""
@@ -363,7 +380,9 @@ class Session(StreamingMixin):
             self.error(req.req_id, 321, f"Error validating request.-'bH' : cause - "
                        f"Invalid account code: {req.account}")  # fmt: skip
             return
-        for row in sorted(snap.values, key=lambda r: (r.key, r.currency)):
+        # As recorded from TWS: the account-level values by key, then the ledger per currency.
+        rows = sorted(snap.account_rows, key=lambda r: (r.key, r.currency)) + list(snap.ledger)
+        for row in rows:
             self.send(m.account_update_multi(self.sv, req.req_id, snap.account, req.model_code,
                                              row.key, row.value, row.currency))  # fmt: skip
         self.send(m.account_update_multi_end(self.sv, req.req_id))
@@ -483,34 +502,29 @@ class Session(StreamingMixin):
 
 
 def _summary_rows(req: AccountSummaryRequest, snap: AccountSnapshot) -> list[tuple]:
-    """(account, tag, value, currency) rows a reqAccountSummary asks for: account-level tags
-    in the base currency, and for ``$LEDGER`` / ``$LEDGER:ALL`` / ``$LEDGER:<CCY>`` the
-    per-currency ledger keys. Ledger rows are the group's (TWS labels them with the group
-    name, "All", as in the recorded session), account-level rows the account's."""
-    by_key: dict[str, list] = {}
-    for row in snap.summary():
-        by_key.setdefault(row.key, []).append(row)
+    """(account, tag, value, currency) rows a reqAccountSummary asks for, in TWS's order
+    (as recorded): the account-level tags without a currency, then those in the base
+    currency, each alphabetically whatever order they were asked in; then for ``$LEDGER``
+    (``BASE``), ``$LEDGER:ALL`` or ``$LEDGER:<CCY>`` the ledger keys per currency. Ledger
+    rows are the group's (TWS labels them with the group name, "All"), the others the
+    account's. Tags the account does not have (SettledCash, HighestSeverity...) are left
+    out, as TWS leaves them out."""
+    tags = [t.strip() for t in req.tags.split(",") if t.strip()]
+    wanted = set(tags)
+    level = [r for r in snap.summary() if r.key in wanted]
+    rows = [(snap.account, r.key, r.value, r.currency)
+            for r in sorted(level, key=lambda r: (r.currency != "", r.key))]  # fmt: skip
     group = req.group or snap.account
-    rows = []
-    for tag in (t.strip() for t in req.tags.split(",")):
-        if tag.startswith("$LEDGER"):
-            which = tag.partition(":")[2] or "BASE"
-            for row in snap.values:
-                if row.key not in _LEDGER_KEYS or not row.currency:
-                    continue
-                if which == "ALL" or row.currency == which:
-                    value = group if row.key == "AccountOrGroup" else row.value
-                    rows.append((group, row.key, value, row.currency))
-        else:
-            rows += [(snap.account, r.key, r.value, r.currency) for r in by_key.get(tag, [])]
+    for tag in tags:
+        if not tag.startswith("$LEDGER"):
+            continue
+        which = tag.partition(":")[2] or "BASE"
+        for row in snap.ledger:
+            if which == "ALL" or row.currency == which:
+                value = group if row.key == "AccountOrGroup" else row.value
+                rows.append((group, row.key, value, row.currency))
     return rows
 
-
-_LEDGER_KEYS = {
-    "CashBalance", "TotalCashBalance", "NetLiquidationByCurrency", "UnrealizedPnL",
-    "RealizedPnL", "ExchangeRate", "StockMarketValue", "Currency", "RealCurrency",
-    "AccountOrGroup",
-}  # fmt: skip
 
 _HANDLERS = {
     StartApi: Session._start_api,

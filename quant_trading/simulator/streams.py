@@ -40,6 +40,7 @@ __all__ = ["MarketUpdate", "RealTimeBin", "StreamingMixin"]
 
 log = logging.getLogger(__name__)
 
+NO_SECURITY = "No security definition has been found for the request"
 NOT_SUBSCRIBED = "Requested market data is not subscribed."
 DELAYED_INSTEAD = "Requested market data is not subscribed. Displaying delayed market data."
 #: How far delayed market data (type 3) lags the live replay, as IB's 15-minute delay.
@@ -303,16 +304,24 @@ class StreamingMixin:
     # -- historical data ------------------------------------------------------------------
 
     def _historical(self, req: HistoricalRequest) -> None:
+        sim = self.sim
+        if sim.link_down:
+            # With its link to IB lost, TWS cannot look the contract up and answers 200 (seen
+            # from real TWS during IB's nightly reset: ib_insync issue #330; download tools
+            # such as twsdo retry a 200 that arrives while the link is down).
+            sim.historical_requests += 1
+            self.error(req.req_id, 200, NO_SECURITY)
+            return
         data = self._resolve(req.req_id, req.contract)
         if data is None:
             return
-        sim = self.sim
         sim.historical_requests += 1
         reason = sim.pacer.check(
             PacingKey(req.key(), _bar_seconds(req.bar_size)),
             (req.contract.symbol, req.contract.exchange, req.what_to_show),
         )
         if reason is not None:
+            sim.paced_requests += 1
             log.info("client %s: historical request %d paced: %s", self.peer, req.req_id, reason)
             self.error(req.req_id, 162, PACING_VIOLATION)
             return

@@ -2,6 +2,8 @@
 
 * :func:`write_demo_data`: a small deterministic data folder (AAPL and MSFT with 1-minute bars
   for three sessions and 5-minute bars for fifteen, SPY with 5-minute bars only).
+* :func:`write_long_history`: one symbol with years of 5-minute bars, as the downloader keeps
+  them, for tests of how the simulator copes with real amounts of history.
 * :func:`running_simulator`: a context manager that starts a :class:`Simulator` on a free
   loopback port in a thread and stops it afterwards.
 * :class:`RecordingClient`: an ibapi ``EClient``/``EWrapper`` that records every callback and
@@ -30,6 +32,7 @@ __all__ = [
     "running_simulator",
     "stock",
     "write_demo_data",
+    "write_long_history",
 ]
 
 #: Market time the demo data is meant to be replayed from: mid-morning of its last session.
@@ -78,6 +81,32 @@ def write_demo_data(folder: str | Path) -> dict[str, dict[str, pd.DataFrame]]:
             write_bars(frame, folder / f"{symbol}_{tf}.csv")
         out[symbol] = frames
     return out
+
+
+def write_long_history(folder: str | Path, symbol: str = "LONG", years: int = 2) -> pd.DataFrame:
+    """Write ``<symbol>_5m.csv``: ``years`` of weekday sessions of 5-minute bars ending on the
+    demo data's last day (2026-10-30); return the frame."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    last = DEMO_START.normalize().tz_localize(None)
+    days = pd.bdate_range(last - pd.DateOffset(years=years), last)
+    minutes = pd.to_timedelta(np.arange(570, 960, 5), unit="min")  # 09:30 .. 15:55
+    wall = (days.values[:, None] + minutes.values[None, :]).ravel()
+    index = pd.DatetimeIndex(wall).tz_localize(EXCHANGE_TZ).rename("time")
+    rng = np.random.default_rng(7)
+    n = len(index)
+    closes = np.round(100.0 + np.cumsum(rng.normal(0, 0.15, n)), 2)
+    opens = np.round(np.concatenate([[100.0], closes[:-1]]), 2)
+    bars = pd.DataFrame(
+        {"open": opens, "high": np.round(np.maximum(opens, closes) + rng.uniform(0, 0.2, n), 2),
+         "low": np.round(np.minimum(opens, closes) - rng.uniform(0, 0.2, n), 2),
+         "close": closes, "volume": rng.integers(1_000, 50_000, n).astype(float)},
+        index=index,
+    )  # fmt: skip
+    # Naive New York times (as users' files have them) write ten times faster than tz-aware
+    # ones; a plain write, as a test folder needs no fsync.
+    bars.tz_localize(None).to_csv(folder / f"{symbol}_5m.csv")
+    return bars
 
 
 @contextlib.contextmanager
@@ -135,6 +164,7 @@ class RecordingClient:
         from ibapi.wrapper import EWrapper
 
         self.events: list[tuple[str, tuple]] = []
+        self.times: list[float] = []  # time.monotonic() at which each event arrived
         self._cond = threading.Condition()
         namespace = {name: _recorder(self, name) for name in _CALLBACKS}
 
@@ -150,6 +180,7 @@ class RecordingClient:
         """Add one callback to the record (called from ibapi's message loop)."""
         with self._cond:
             self.events.append((name, args))
+            self.times.append(time.monotonic())
             self._cond.notify_all()
 
     def connect(self, port: int, client_id: int = 1, timeout: float = 10.0,
@@ -166,6 +197,12 @@ class RecordingClient:
         if given)."""
         with self._cond:
             return [a for n, a in self.events if n == name and (req_id is None or a[0] == req_id)]
+
+    def arrivals(self, name: str, req_id: int | None = None) -> list[tuple[float, tuple]]:
+        """``(time.monotonic() on arrival, args)`` of every recorded ``name`` callback."""
+        with self._cond:
+            return [(t, a) for t, (n, a) in zip(self.times, self.events, strict=True)
+                    if n == name and (req_id is None or a[0] == req_id)]  # fmt: skip
 
     def errors(self, req_id: int | None = None) -> list[tuple[int, int, str]]:
         """Recorded ``(reqId, code, text)`` errors."""
