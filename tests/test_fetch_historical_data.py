@@ -3,6 +3,7 @@ no pacing violations, merge/update/resume, and clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,14 @@ from quant_trading.simulator.server import Simulator
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "market_data"
 END = "20261030 10:30:00"  # the simulator's (frozen) market clock
+
+
+def paced(**limits) -> PacingLimits:
+    """Simulator pacing limits applied to every bar size, as these tests use 5-minute bars
+    (IB publishes its rules for bars of 30 s or less, the simulator's default scope)."""
+    if "all_bar_sizes" in {f.name for f in dataclasses.fields(PacingLimits)}:
+        limits["all_bar_sizes"] = True
+    return PacingLimits(**limits)
 
 
 def source(symbol: str = "AAPL") -> pd.DataFrame:
@@ -112,7 +121,7 @@ def test_six_months_of_5m_bars_exactly_with_the_fewest_requests(simulator, tmp_p
 
 
 def test_shrunk_pacing_windows_still_complete_without_violations(tmp_path):
-    limits = PacingLimits(
+    limits = paced(
         max_requests=4,
         window=3.0,
         identical_window=1.0,
@@ -148,7 +157,7 @@ def test_shrunk_pacing_windows_still_complete_without_violations(tmp_path):
 
 
 def test_a_pacing_violation_is_retried(tmp_path):
-    limits = PacingLimits(
+    limits = paced(
         max_requests=100,
         window=600.0,
         identical_window=1.0,
@@ -157,12 +166,12 @@ def test_a_pacing_violation_is_retried(tmp_path):
     )
     sim = CountingSimulator(pacing=limits)
     try:
-        lax = PacingRules(
-            per_contract=50, margin=0.0
-        )  # lets requests go faster than the sim allows
+        # lets requests go faster than the sim allows (and retry as soon as it allows)
+        lax = PacingRules(per_contract=50, identical_window=1.0, margin=0.0)
         downloader = HistoryDownloader(
             tmp_path, pacing=lax, progress=False, port=sim.port, env_file=None, timeout=10
         )
+        downloader.PACING_BACKOFF = (0.5, 1.0)
         assert downloader.connect_to_tws()
         try:
             result = downloader.download(DownloadRequest("SPY", "5 mins", "3 W", parse_end(END)))
@@ -352,3 +361,214 @@ def test_a_warning_does_not_fail_the_request(simulator, caplog):
     finally:
         connection.disconnect_from_tws()
     assert len(bars) == 78 and "TWS warning 2174" in caplog.text
+
+
+# --- the default end is TWS's clock ------------------------------------------------------
+
+
+def test_default_end_is_tws_clock(simulator, tmp_path):
+    """The README's command with no --end-datetime ends at TWS's "now": the simulator's
+    market clock (2026-10-30 10:30, where its data ends), not this machine's."""
+    result = fetch("--port", str(simulator.port), "--symbols", "AAPL", "--duration", "1 M",
+                   "--bar-size", "5 mins", "--output-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = read_bars(tmp_path / "AAPL_5m_bars_macd.csv")
+    end = parse_end(END)
+    want = source().loc[range_start(end, 1, "M") : end]
+    assert got.index.equals(want[want.index < end].index)
+
+
+def test_default_end_follows_tws_clock_back_in_time(tmp_path):
+    """With TWS's clock in the middle of the data, the download ends there."""
+    market_now = pd.Timestamp("2026-06-15 11:00", tz="America/New_York")
+    sim = CountingSimulator(start=market_now.timestamp())
+    try:
+        result = fetch("--port", str(sim.port), "--symbols", "MSFT", "--duration", "1 W",
+                       "--output-dir", str(tmp_path))  # fmt: skip
+    finally:
+        sim.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = read_bars(tmp_path / "MSFT_5m_bars_macd.csv")
+    assert got.index[-1] == market_now - pd.Timedelta(minutes=5)
+    assert got.index[0] == pd.Timestamp("2026-06-08 11:00", tz="America/New_York")
+
+
+# --- the pacing summary counts every wait --------------------------------------------------
+
+
+class FakeClock:
+    """Shared by the client's limiter and the simulator's pacer: sleeping moves it on at
+    once, so pacing windows pass without real waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_backoff_after_a_pacing_violation_counts_as_waiting(tmp_path):
+    from quant_trading.core.pacing import PacingLimiter
+    from quant_trading.simulator.pacing import Pacer
+
+    clock = FakeClock()
+    sim = CountingSimulator()
+    strict = paced(identical_window=1.0, same_contract_max=2, same_contract_window=1.0)
+    sim.sim.pacer = Pacer(strict, clock=clock)
+    try:
+        downloader = HistoryDownloader(
+            tmp_path, progress=False, port=sim.port, env_file=None, timeout=10
+        )
+        # A client that does not know the simulator's stricter per-contract rule, so TWS
+        # answers 162 and the downloader backs off.
+        lax = PacingRules(per_contract=50, identical_window=0.01, margin=0.0)
+        downloader.limiter = PacingLimiter(lax, clock=clock, sleep=clock.sleep)
+        downloader.PACING_BACKOFF = (0.5, 1.0)
+        assert downloader.connect_to_tws()
+        try:
+            result = downloader.download(DownloadRequest("SPY", "5 mins", "3 W", parse_end(END)))
+        finally:
+            downloader.disconnect_from_tws()
+    finally:
+        sim.stop()
+    assert result.ok, result.error
+    assert downloader.pacing_errors >= 1
+    # every wait went through the limiter and is in the summary's number...
+    assert downloader.limiter.waited == pytest.approx(sum(clock.sleeps))
+    # ...including at least one backoff per 162
+    assert sum(s for s in clock.sleeps if s >= 0.5) >= 0.5 * downloader.pacing_errors
+
+
+# --- the output folder is checked before anything is downloaded ---------------------------
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder the current user really cannot write in: read-only permissions for an
+    ordinary user; for root (whom permissions do not stop) the immutable attribute."""
+    import os
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        undo = [lambda: folder.chmod(0o700)]
+    elif (
+        shutil.which("chattr")
+        and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    ):
+        undo = [lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)]
+    else:
+        pytest.skip("running as root where chattr +i does not work: no folder here refuses "
+                    "root's writes, so the unwritable case cannot be made")  # fmt: skip
+    try:
+        try:
+            (folder / "probe").write_text("x")
+        except OSError:
+            pass
+        else:
+            (folder / "probe").unlink()
+            pytest.skip(f"{folder} stayed writable for this user; cannot test the case")
+        yield folder
+    finally:
+        undo[0]()
+
+
+def test_output_dir_under_a_file_or_unwritable_fails_before_downloading(
+    simulator, tmp_path, unwritable_dir
+):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for output_dir, message in (
+        (a_file / "bars", f"--output-dir {a_file / 'bars'}: {a_file} is a file, not a folder"),
+        (a_file, f"--output-dir {a_file}: is a file, not a folder"),
+        (unwritable_dir, f"--output-dir {unwritable_dir}: cannot write there: "),
+        (unwritable_dir / "new", f"--output-dir {unwritable_dir / 'new'}: cannot write there "
+                                 f"(in {unwritable_dir}, to create it): "),
+    ):  # fmt: skip
+        result = fetch("--port", str(simulator.port), "--symbols", "AAPL", "--duration", "1 W",
+                       "--end-datetime", END, "--output-dir", str(output_dir))  # fmt: skip
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.startswith(f"fetch_historical_data: error: {message}")
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert simulator.requests == 0  # nothing was downloaded for any of them
+    assert list(unwritable_dir.iterdir()) == [] and a_file.read_text() == "not a folder"
+
+
+def test_check_output_dir(tmp_path, unwritable_dir):
+    from quant_trading.download.downloader import OutputDirError, check_output_dir
+
+    assert check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(OutputDirError, match="cannot write there"):
+        check_output_dir(unwritable_dir)
+    # the library path says it per symbol, before any request
+    downloader = HistoryDownloader(unwritable_dir, progress=False, env_file=None)
+    result = downloader.download(DownloadRequest("AAPL", "5 mins", "1 W", parse_end(END)))
+    assert not result.ok and "cannot write there" in result.error
+
+
+# --- an end before the data ---------------------------------------------------------------
+
+
+def test_an_end_before_the_data_says_where_the_data_starts(simulator, tmp_path):
+    result = fetch("--port", str(simulator.port), "--symbols", "AAPL", "--duration", "1 M",
+                   "--end-datetime", "2020-01-01", "--output-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 1
+    first = source().index[0]
+    assert result.stdout.splitlines()[0] == (
+        f"AAPL: error: no data up to 2020-01-01 23:59: TWS's data for AAPL starts at "
+        f"{first:%Y-%m-%d %H:%M}"
+    )
+    assert simulator.requests == 0 and not list(tmp_path.iterdir())
+
+
+# --- the live-trading guard ---------------------------------------------------------------
+
+
+def test_live_account_and_gateway_live_port_are_refused_without_live(tmp_path):
+    from quant_trading.simulator.account import AccountConfig
+
+    gateway = fetch("--port", "4001", "--symbols", "AAPL")
+    assert gateway.returncode == 2 and len(gateway.stderr.strip().splitlines()) == 1
+    assert "port 4001 is IB Gateway's live-trading port; use the paper port 4002" in (
+        gateway.stderr
+    )
+    sim = CountingSimulator(account=AccountConfig(account="U7654321"))
+    try:
+        args = ["--port", str(sim.port), "--symbols", "AAPL", "--duration", "1 W",
+                "--end-datetime", END, "--output-dir", str(tmp_path)]  # fmt: skip
+        refused = fetch(*args)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.strip() == (
+            f"fetch_historical_data: error: TWS at 127.0.0.1:{sim.port} is logged into the "
+            "live account U7654321; this tool runs on paper accounts only (ids starting with "
+            "D): log TWS into Paper Trading, or pass --live (allow_live=True) if you really "
+            "mean it"
+        )
+        assert sim.requests == 0 and not list(tmp_path.iterdir())
+        allowed = fetch(*args, "--client-id", "14", "--live")
+        assert allowed.returncode == 0, allowed.stderr
+        assert "warning: connected to the LIVE account(s) U7654321" in allowed.stderr
+        assert (tmp_path / "AAPL_5m_bars_macd.csv").exists()
+    finally:
+        sim.stop()
+
+
+# --- connection messages ------------------------------------------------------------------
+
+
+def test_the_checklist_names_the_port_used():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = fetch("--port", str(port), "--symbols", "AAPL", "--timeout", "5")
+    assert result.returncode == 1
+    assert f"3. Port {port} is available" in result.stderr and "7497" not in result.stderr

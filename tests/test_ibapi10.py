@@ -68,3 +68,14 @@ def test_downloader_and_tracker_with_ibapi_10(simulator, tmp_path):
     assert tracked.returncode == 0, tracked.stderr
     assert "MSFT 1m: " in tracked.stdout and "Price Update - ReqID: " in tracked.stdout
     assert "Traceback" not in tracked.stderr
+
+
+def test_default_end_and_paper_guard_with_ibapi_10(simulator, tmp_path):
+    """reqCurrentTime's answer (TWS's clock) is the default end; managedAccounts feeds the
+    paper-account check (the simulator's account is a paper one)."""
+    fetched = run("quant_trading.tools.fetch_historical_data", "--port", str(simulator.port),
+                  "--symbols", "SPY", "--duration", "2 D", "--client-id", "21",
+                  "--output-dir", str(tmp_path))  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr
+    got = read_bars(tmp_path / "SPY_5m_bars_macd.csv")
+    assert str(got.index[-1]) == "2026-10-30 10:25:00-04:00"  # the simulator's clock: 10:30

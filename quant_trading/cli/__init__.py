@@ -1,7 +1,8 @@
 """The command-line layer. This module holds what every tool shares: an argument parser whose
-errors are one line, and logging set up so warnings reach the user as ``warning: ...`` on
-stderr. The live trackers' command lines live beside it (:mod:`.portfolio`,
-:mod:`.market_data`); the seed's ``python -m`` paths in the domain modules call them."""
+errors are one line and whose ``--help`` shows every default, and logging set up so warnings
+reach the user as ``warning: ...`` on stderr. The live trackers' command lines live beside it
+(:mod:`.portfolio`, :mod:`.market_data`); the seed's ``python -m`` paths in the domain
+modules call them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,34 @@ from typing import NoReturn
 __all__ = ["ArgumentParser", "setup_logging", "fail", "positive_float", "non_negative_float"]
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: ...)`` to an option's help when the help text does not already say
+    what the default is. Unlike argparse's ArgumentDefaultsHelpFormatter it leaves out
+    defaults that mean "not given" (None, False, an empty list), which would only be noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or (isinstance(default, list | tuple) and not default)
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else "%(default)s"
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a single-line error (no usage dump) and exit code 2."""
+    """argparse with a single-line error (no usage dump) and exit code 2, and a ``--help``
+    that shows every option's default (:class:`DefaultsHelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -23,7 +50,8 @@ class ArgumentParser(argparse.ArgumentParser):
 def setup_logging(verbose: bool = False, live_tool: bool = False) -> None:
     """Warnings (and with ``verbose`` everything from quant_trading) to stderr. A
     ``live_tool`` reports connection failures itself, so the connection's own error log is
-    kept out of its output unless ``verbose``."""
+    kept out of its output unless ``verbose``; live-trading warnings (``--live`` on a live
+    port or account) have a logger of their own and always show."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger()
@@ -57,14 +85,22 @@ def add_connection_arguments(parser: argparse.ArgumentParser, default_client_id:
         default=30.0,
         help="seconds to wait for TWS to connect and to answer each request (default: 30)",
     )
-    parser.add_argument("--live", action="store_true", help="allow the live-trading port 7496")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="allow live trading: the live ports 7496 (TWS) and 4001 (IB Gateway), and a "
+        "login to a live (not paper) account (default: paper only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
 
 
 def connection_failed(prog: str, message: str, unreachable: bool, checklist) -> int:
     """Report a failed TWS connection: one error line, plus the troubleshooting checklist
-    when TWS could not be reached at all. Returns exit code 1."""
+    when TWS could not be reached at all. Returns exit code 1. A ``message`` taken from
+    ``IBKRConnection.last_error`` carries the checklist for the port that was tried, which
+    wins over ``checklist`` (the default port's)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
+    checklist = getattr(message, "checklist", None) or checklist
     if unreachable:
         steps = "\n".join(f"  {n}. {step}" for n, step in enumerate(checklist, 1))
         print(f"Check that:\n{steps}", file=sys.stderr)

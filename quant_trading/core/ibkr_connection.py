@@ -12,11 +12,13 @@ Use it as the seed README shows::
         trader.disconnect_from_tws()
 
 What it adds to ``EClient``/``EWrapper``: settings from arguments, the environment or
-``.env`` (``IBKR_HOST``, ``IBKR_PORT``, ``IBKR_CLIENT_ID``); a refusal of the live port 7496
-unless asked for; a connect that never hangs (bounded by ``timeout``) and says why it
-failed; the reader loop in a daemon thread; thread-safe request ids; errors routed to the
-request they belong to; blocking request-and-wait helpers; detection of a lost connection and,
-with ``auto_reconnect=True``, reconnection with backoff and a :meth:`resubscribe` hook.
+``.env`` (``IBKR_HOST``, ``IBKR_PORT``, ``IBKR_CLIENT_ID``); a refusal of the live ports
+(TWS 7496, IB Gateway 4001) unless asked for, and with ``paper_only=True`` of a login whose
+accounts are not paper accounts; a connect that never hangs (bounded by ``timeout``) and says
+why it failed; the reader loop in a daemon thread; thread-safe request ids; errors routed to
+the request they belong to; blocking request-and-wait helpers; a lost connection that fails
+every waiting request at once and, with ``auto_reconnect=True``, reconnection with backoff and
+a :meth:`resubscribe` hook.
 
 It works with ibapi 9.81 (PyPI) and IB's 10.x API, whose callbacks pass extra arguments
 (``error``'s leading error time and trailing ``advancedOrderRejectJson``) and Decimal sizes.
@@ -51,26 +53,47 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "TROUBLESHOOTING",
+    "troubleshooting",
+    "ConnectionFailure",
+    "is_paper_account",
     "PAPER_PORT",
     "LIVE_PORT",
+    "LIVE_PORTS",
 ]
 
 log = logging.getLogger(__name__)
+#: Live-trading notices have their own logger: the live tools keep the connection's own log
+#: quiet (they report failures themselves) but must still show these.
+live_log = logging.getLogger("quant_trading.core.live_trading")
 
 PAPER_PORT = 7497
 LIVE_PORT = 7496
+#: The live-trading ports (TWS, IB Gateway) and the paper port that goes with each.
+LIVE_PORTS = {7496: ("TWS", 7497), 4001: ("IB Gateway", 4002)}
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 30.0
 
-#: The seed README's checklist, shown when a connection fails.
-TROUBLESHOOTING = (
-    "TWS is running and logged into Paper Trading account",
-    "API settings are properly configured (Enable ActiveX and Socket Clients)",
-    "Port 7497 is available",
-    "Windows firewall allows TWS connections",
-    "No other API connections are occupying TWS",
-    "Each script uses a different client ID to avoid conflicts",
-)
+
+def troubleshooting(port: int = PAPER_PORT) -> tuple[str, ...]:
+    """The seed README's checklist, shown when a connection fails, naming ``port``."""
+    return (
+        "TWS is running and logged into Paper Trading account",
+        "API settings are properly configured (Enable ActiveX and Socket Clients)",
+        f"Port {port} is available",
+        "Windows firewall allows TWS connections",
+        "No other API connections are occupying TWS",
+        "Each script uses a different client ID to avoid conflicts",
+    )
+
+
+#: The checklist for the default port (see :func:`troubleshooting` for another port).
+TROUBLESHOOTING = troubleshooting()
+
+
+def is_paper_account(account: str) -> bool:
+    """IB's paper-trading account ids start with "D" (DU..., DF...); live ones do not."""
+    return account.strip().upper().startswith("D")
+
 
 #: Notices TWS sends as "errors" that are not: farm status, market data type changes, etc.
 INFO_CODES = frozenset({2100, 2104, 2106, 2107, 2108, 2119, 2150, 2158, 2168, 2169, 10167})
@@ -78,10 +101,12 @@ INFO_CODES = frozenset({2100, 2104, 2106, 2107, 2108, 2119, 2150, 2158, 2168, 21
 LINK_LOST, LINK_RESTORED_DATA_LOST, LINK_RESTORED = 1100, 1101, 1102
 CLIENT_ID_IN_USE = 326
 CONNECT_FAIL, NOT_CONNECTED = 502, 504  # raised by ibapi itself, not by TWS
+#: The pending-request key of reqCurrentTime, whose answer carries no request id.
+_CURRENT_TIME = -201
 
 
 class ConnectionConfigError(ValueError):
-    """Bad connection settings (e.g. the live port without ``allow_live``)."""
+    """Bad connection settings (e.g. a live-trading port without ``allow_live``)."""
 
 
 class RequestError(RuntimeError):
@@ -94,6 +119,19 @@ class RequestError(RuntimeError):
 
 class RequestTimeout(TimeoutError):
     """No complete answer within the timeout."""
+
+
+class ConnectionFailure(str):
+    """:attr:`IBKRConnection.last_error`: the one-line reason, which also carries the
+    troubleshooting checklist for the port that was tried (so a caller that only has the
+    message can still show the right port)."""
+
+    checklist: tuple[str, ...]
+
+    def __new__(cls, message: str, checklist: tuple[str, ...]) -> ConnectionFailure:
+        text = super().__new__(cls, message)
+        text.checklist = checklist
+        return text
 
 
 @dataclass(frozen=True)
@@ -194,12 +232,22 @@ def split_error_args(args: tuple) -> tuple[int, str, str]:
 
 
 class IBKRConnection(EWrapper, EClient):
-    """A connection to TWS / IB Gateway; subclass it and override the hooks."""
+    """A connection to TWS / IB Gateway; subclass it and override the hooks.
+
+    ``allow_live=False`` (the default) refuses the live-trading ports 7496 (TWS) and 4001
+    (IB Gateway); with ``paper_only=True`` it also refuses, right after connecting, a login
+    whose managed accounts are not all paper accounts (ids starting with "D"), whatever the
+    port. The toolkit's live tools are paper-only (their :attr:`PAPER_ONLY` is True);
+    ``allow_live=True`` (``--live``) lifts both refusals and logs a warning instead.
+    """
 
     #: Each tool has its own default client id so several can run side by side.
     DEFAULT_CLIENT_ID = 1
     #: Seconds between reconnection attempts, doubling up to the maximum.
     RECONNECT_BACKOFF = (1.0, 30.0)
+    #: ``paper_only``'s default for this class: the live tools set it, a plain connection
+    #: (your own scripts) opts in by passing ``paper_only=True``.
+    PAPER_ONLY = False
 
     def __init__(
         self,
@@ -210,21 +258,26 @@ class IBKRConnection(EWrapper, EClient):
         allow_live: bool = False,
         auto_reconnect: bool = False,
         env_file: str | os.PathLike | None = ".env",
+        paper_only: bool | None = None,
     ) -> None:
         EWrapper.__init__(self)
         EClient.__init__(self, wrapper=self)
         self.settings = ConnectionSettings.resolve(
             host, port, client_id, self.DEFAULT_CLIENT_ID, env_file
         )
-        if self.settings.port == LIVE_PORT and not allow_live:
+        live_port = LIVE_PORTS.get(self.settings.port)
+        if live_port and not allow_live:
+            app, paper_port = live_port
             raise ConnectionConfigError(
-                f"port {LIVE_PORT} is TWS's live-trading port; use the paper port "
-                f"{PAPER_PORT}, or pass --live (allow_live=True) if you really mean it"
+                f"port {self.settings.port} is {app}'s live-trading port; use the paper port "
+                f"{paper_port}, or pass --live (allow_live=True) if you really mean it"
             )
-        if self.settings.port == LIVE_PORT:
-            log.warning("connecting to the LIVE trading port %d", LIVE_PORT)
+        if live_port:
+            live_log.warning("connecting to the LIVE trading port %d", self.settings.port)
         self.timeout = timeout
         self.auto_reconnect = auto_reconnect
+        self.allow_live = allow_live
+        self.paper_only = self.PAPER_ONLY if paper_only is None else paper_only
         self.last_error: str | None = None
         #: True when the last failure was not reaching TWS at all (vs. TWS refusing us).
         self.tws_unreachable = False
@@ -234,6 +287,8 @@ class IBKRConnection(EWrapper, EClient):
         self._ids_lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._ready = threading.Event()
+        self._accounts_known = threading.Event()
+        self._clock_lock = threading.Lock()  # reqCurrentTime's answer carries no request id
         self._reader: threading.Thread | None = None
         self._closing = False
         self._reconnecting = threading.Lock()
@@ -263,6 +318,8 @@ class IBKRConnection(EWrapper, EClient):
 
     def _open(self) -> bool:
         self._ready.clear()
+        self._accounts_known.clear()
+        self.accounts = []
         self._connect_failure = None
         self.last_error = None
         host, port, client_id = self.settings.host, self.settings.port, self.settings.client_id
@@ -282,8 +339,18 @@ class IBKRConnection(EWrapper, EClient):
                 f"TWS at {host}:{port} accepted the connection but did not answer", True
             )
         if self.connState != EClient.CONNECTED:  # the handshake never completed
-            reason = self._connect_failure or "connection refused"
-            return self._fail(f"cannot connect to TWS at {host}:{port} ({reason})", True)
+            if self._connect_failure:  # ibapi's 502: the socket could not be opened
+                return self._fail(
+                    f"cannot connect to TWS at {host}:{port} ({self._connect_failure})", True
+                )
+            # No 502, so the socket was opened: the peer hung up before the API handshake
+            # (TWS does this to an address that is not a trusted IP; or it is not TWS).
+            return self._fail(
+                f"{host}:{port} accepted the connection but closed it before the API "
+                "handshake (is it TWS / IB Gateway, with API connections allowed from this "
+                "address?)",
+                True,
+            )
 
         # Start the message loop even if TWS already closed the socket: what it sent first
         # (e.g. error 326, client id in use) is still queued and says why.
@@ -293,15 +360,47 @@ class IBKRConnection(EWrapper, EClient):
         while not self._ready.wait(0.05):
             if self._connect_failure or not reader.is_alive() or time.monotonic() > deadline:
                 reason = self._connect_failure or (
-                    "the connection was closed"
+                    "it closed the connection without saying why"
                     if not reader.is_alive()
                     else f"no answer within {self.timeout:g} s"
                 )
                 self._abort()
                 return self._fail(f"TWS at {host}:{port} refused the session: {reason}")
+        refusal = self._check_accounts(deadline)
+        if refusal:
+            self._abort()
+            return self._fail(f"TWS at {host}:{port} {refusal}")
         log.info("connected to %s:%d as client %d (server version %s)",
                  host, port, client_id, self.serverVersion())  # fmt: skip
         return True
+
+    def _check_accounts(self, deadline: float) -> str | None:
+        """Why the session must not be used (live accounts under ``paper_only``), or None.
+        Warns when it goes ahead with a live account."""
+        if self.paper_only and not self._accounts_known.is_set():
+            # TWS sends managedAccounts before nextValidId; ask once more if it has not.
+            self._accounts_known.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            if not self._accounts_known.is_set():
+                self.reqManagedAccts()
+                self._accounts_known.wait(max(0.0, deadline - time.monotonic()))
+        live = [a for a in self.accounts if not is_paper_account(a)]
+        if self.paper_only and not self.allow_live:
+            if not self._accounts_known.is_set():
+                return (
+                    f"did not say which accounts it manages within {self.timeout:g} s, so "
+                    "it cannot be checked to be a paper account (pass --live / "
+                    "allow_live=True to skip the check)"
+                )
+            if live:
+                return (
+                    f"is logged into the live account{'s' if len(live) > 1 else ''} "
+                    f"{', '.join(live)}; this tool runs on paper accounts only (ids starting "
+                    "with D): log TWS into Paper Trading, or pass --live (allow_live=True) if "
+                    "you really mean it"
+                )
+        if live:
+            live_log.warning("connected to the LIVE account(s) %s", ", ".join(live))
+        return None
 
     def _guard_callbacks(self) -> None:
         # ibapi's reader loop dies on the first exception a callback raises, which would
@@ -341,12 +440,16 @@ class IBKRConnection(EWrapper, EClient):
         self._closing = closing
         self._fail_pending("disconnected")
 
+    def troubleshooting(self) -> tuple[str, ...]:
+        """The troubleshooting checklist for this connection's port."""
+        return troubleshooting(self.settings.port)
+
     def _fail(self, message: str, unreachable: bool = False) -> bool:
-        self.last_error = message
+        self.last_error = ConnectionFailure(message, self.troubleshooting())
         self.tws_unreachable = unreachable
         log.error("%s", message)
         if unreachable:
-            log.info("check that: %s", "; ".join(TROUBLESHOOTING))
+            log.info("check that: %s", "; ".join(self.troubleshooting()))
         return False
 
     # ------------------------------------------------------------- requests
@@ -362,12 +465,22 @@ class IBKRConnection(EWrapper, EClient):
         req_id: int | None = None,
     ) -> list[Any]:
         """Send a request with a fresh id and wait until its end callback; return the items
-        its data callbacks collected. Raises RequestError or RequestTimeout."""
-        if not self.isConnected():  # ibapi would report 504 with no request id: fail now
+        its data callbacks collected. Raises RequestError (code 504 at once when the
+        connection is or gets lost) or RequestTimeout."""
+        if not self.isConnected():  # fail now, before registering anything
             raise RequestError(-1, NOT_CONNECTED, "not connected to TWS")
         pending = self.start_request(req_id)
-        send(pending.req_id)
+        self._send(pending, lambda: send(pending.req_id))
         return self.wait(pending, timeout)
+
+    def _send(self, pending: _Pending, send: Callable[[], None]) -> None:
+        """Send ``pending``'s request. A socket that died under ibapi's send (9.81 lets the
+        OSError through) fails the request at once instead of leaving it to time out."""
+        try:
+            send()
+        except OSError as exc:
+            self._pending.pop(pending.req_id, None)
+            raise RequestError(pending.req_id, NOT_CONNECTED, f"connection lost ({exc})") from None
 
     def start_request(self, req_id: int | None = None) -> _Pending:
         """Register a request so its callbacks collect into it (see :meth:`wait`)."""
@@ -398,8 +511,16 @@ class IBKRConnection(EWrapper, EClient):
 
     def _fail_pending(self, why: str) -> None:
         for pending in list(self._pending.values()):
-            pending.error = RequestError(pending.req_id, 504, why)
+            pending.error = RequestError(pending.req_id, NOT_CONNECTED, why)
             pending.done.set()
+
+    def current_time(self, timeout: float | None = None) -> pd.Timestamp:
+        """``reqCurrentTime``: TWS's clock, New York time to the second. Use it as "now" for
+        anything TWS serves: the simulator answers with its (replayed) market clock, and a
+        real TWS with the exchange's time, whatever this machine's clock says."""
+        with self._clock_lock:
+            (epoch,) = self.request(lambda _rid: self.reqCurrentTime(), timeout, _CURRENT_TIME)
+        return pd.Timestamp(int(epoch), unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
 
     def contract_details(self, contract, timeout: float | None = None) -> list:
         """``reqContractDetails`` and wait: the ContractDetails records."""
@@ -409,12 +530,17 @@ class IBKRConnection(EWrapper, EClient):
         self, contract, what_to_show: str = "TRADES", use_rth: bool = True, timeout=None
     ) -> pd.Timestamp:
         """``reqHeadTimeStamp``: when the earliest available data starts (New York time)."""
-        pending = self.start_request()
-        self.reqHeadTimeStamp(pending.req_id, contract, what_to_show, int(use_rth), 2)
+        sent: list[int] = []
+
+        def send(req_id: int) -> None:
+            sent.append(req_id)
+            self.reqHeadTimeStamp(req_id, contract, what_to_show, int(use_rth), 2)
+
         try:
-            (text,) = self.wait(pending, timeout)
+            (text,) = self.request(send, timeout)
         finally:
-            self.cancelHeadTimeStamp(pending.req_id)
+            if sent and self.isConnected():  # a lost connection has nothing to cancel
+                self.cancelHeadTimeStamp(sent[0])
         text = str(text).strip()
         if text.isdigit() and len(text) != 8:
             return pd.Timestamp(int(text), unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
@@ -445,12 +571,17 @@ class IBKRConnection(EWrapper, EClient):
         self._ready.set()
 
     def managedAccounts(self, accountsList: str) -> None:  # noqa: N802, N803
-        self.accounts = [a for a in accountsList.split(",") if a]
+        self.accounts = [a.strip() for a in accountsList.split(",") if a.strip()]
+        self._accounts_known.set()
+
+    def currentTime(self, epoch: int, *_more) -> None:  # noqa: N802 - ibapi's name
+        self._collect(_CURRENT_TIME, epoch)
+        self._finish(_CURRENT_TIME)
 
     def connectionClosed(self) -> None:  # noqa: N802
         was_ready = self._ready.is_set()
         self._ready.clear()
-        self._fail_pending("connection closed")
+        self._fail_pending("the connection to TWS was closed")
         if self._closing or not was_ready:  # our own close, or a connect that failed
             return
         log.warning("connection to TWS lost")
@@ -502,7 +633,14 @@ class IBKRConnection(EWrapper, EClient):
             self._connect_failure = "nothing is listening there"
             return
         if code == NOT_CONNECTED:
+            # ibapi's own: something was sent on a closed socket. Nothing that is waiting
+            # will be answered any more, so fail it now rather than after its timeout.
             log.debug("not connected (504): %s", message)
+            if not self.isConnected():
+                self._fail_pending("not connected to TWS (the connection was lost)")
+            elif (pending := self._pending.get(reqId)) is not None:
+                pending.error = RequestError(reqId, code, message)
+                pending.done.set()
             return
         pending = self._pending.get(reqId)
         if pending is not None:

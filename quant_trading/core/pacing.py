@@ -3,7 +3,8 @@
 IB's published rules: at most 60 requests in any 10 minutes; no identical request within
 15 seconds; fewer than 6 requests for the same contract, exchange and tick type within 2
 seconds. :meth:`PacingLimiter.wait` sleeps just long enough before each request to keep all
-three, and counts the time spent waiting.
+three; :meth:`PacingLimiter.pause` waits when TWS asks for it (a 162 pacing violation). Both
+count the time spent waiting in :attr:`PacingLimiter.waited`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class PacingLimiter:
         self._all: deque[float] = deque()
         self._by_contract: dict[Hashable, deque[float]] = {}
         self._identical: dict[Hashable, float] = {}
+        #: Requests let through, and seconds spent waiting (rules and TWS's own pauses).
         self.requests = 0
         self.waited = 0.0
 
@@ -78,6 +80,17 @@ class PacingLimiter:
             self.requests += 1
             self.waited += waited
         return waited
+
+    def pause(self, seconds: float) -> float:
+        """Sleep ``seconds`` because TWS asked to slow down (it answered 162 although the
+        rules were kept: another client may share the window); counted in :attr:`waited`
+        like the limiter's own waits. Returns the seconds waited."""
+        seconds = max(0.0, float(seconds))
+        if seconds:
+            self._sleep(seconds)
+        with self._lock:
+            self.waited += seconds
+        return seconds
 
     def _expire(self, now: float) -> None:
         r = self.rules

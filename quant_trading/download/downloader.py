@@ -6,12 +6,15 @@ added, overlapping ones replaced by the newer download, MACD recomputed over the
 and the file rewritten atomically after every chunk. A small progress file beside it records
 which chunks are done, so an interrupted run (Ctrl-C, a dropped connection) resumes where it
 stopped when the same command runs again.
+
+"Now" (the default end) is TWS's clock (``reqCurrentTime``), not this machine's: TWS serves
+data up to its own present, and the simulator's present is its replayed market time.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,16 +28,31 @@ from ..core.ibkr_connection import IBKRConnection, RequestError, RequestTimeout,
 from ..core.pacing import PacingLimiter, PacingRules
 from ..csv_store import DataFileError, bars_filename, read_bars
 from ..timeframes import Timeframe, parse_timeframe
-from .chunks import Chunk, check_bar_size, ib_time, parse_duration, plan_chunks, range_start
+from .chunks import (
+    Chunk,
+    DurationError,
+    check_bar_size,
+    ib_time,
+    parse_duration,
+    plan_chunks,
+    range_start,
+)
 
-__all__ = ["DownloadRequest", "DownloadResult", "HistoryDownloader"]
+__all__ = [
+    "DownloadRequest",
+    "DownloadResult",
+    "HistoryDownloader",
+    "OutputDirError",
+    "check_output_dir",
+]
 
 log = logging.getLogger(__name__)
 
 #: IB refuses bars of 30 seconds or less older than six months.
 SMALL_BAR_SECONDS = 30
-#: After a 162 pacing answer: wait 2, 4, ... 60 s between tries, for up to about 11 minutes
-#: in all, longer than IB's 10-minute window (other clients may have used it up).
+#: After a 162 pacing answer: wait 2, 4, ... 60 s between tries (HistoryDownloader's
+#: PACING_BACKOFF), for up to about 11 minutes in all, longer than IB's 10-minute window
+#: (other clients may have used it up).
 PACING_RETRIES = 16
 NO_DATA = "no data"
 
@@ -103,62 +121,125 @@ class ConnectionLost(RuntimeError):
     """The connection to TWS went away mid-download."""
 
 
+class OutputDirError(ValueError):
+    """The output folder cannot hold the files; the message says why, in one line."""
+
+
+def check_output_dir(folder: str | Path) -> Path:
+    """Make sure files can be written in ``folder`` (created later if missing) before any
+    download starts: raise :class:`OutputDirError` if part of the path is a file, or if the
+    folder (or, when it does not exist yet, its nearest existing parent) refuses a new file.
+    Writability is tried with a real file, not ``os.access``, which says yes to root even
+    where the file system says no. Creates nothing; returns ``folder`` as a Path."""
+    folder = Path(folder)
+    existing = folder
+    while not (existing.exists() or existing.is_symlink()) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a file, not a folder" if existing.is_file() else "not a folder"
+        where = "" if existing == folder else f"{existing} "
+        raise OutputDirError(f"--output-dir {folder}: {where}is {what}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        where = "" if existing == folder else f" (in {existing}, to create it)"
+        raise OutputDirError(
+            f"--output-dir {folder}: cannot write there{where}: {exc.strerror or exc}"
+        ) from None
+    return folder
+
+
 class HistoryDownloader(IBKRConnection):
-    """Downloads, merges and stores bars; one instance, many symbols."""
+    """Downloads, merges and stores bars; one instance, many symbols. Paper accounts only
+    unless ``allow_live=True`` (see :class:`IBKRConnection`)."""
 
     DEFAULT_CLIENT_ID = 13
+    PAPER_ONLY = True
+    #: Seconds to wait after a 162 pacing violation, doubling up to the maximum.
+    PACING_BACKOFF = (2.0, 60.0)
 
     def __init__(
         self,
         output_dir: str | Path = "market_data",
         pacing: PacingRules | None = None,
         progress: bool | None = None,
+        limiter: PacingLimiter | None = None,
         **connection,
     ) -> None:
         super().__init__(**connection)
         self.output_dir = Path(output_dir)
-        self.limiter = PacingLimiter(pacing or PacingRules())
+        #: Paces every historical request and counts the time waited; pass one ``limiter``
+        #: to several downloaders that share a TWS (IB paces per TWS session).
+        self.limiter = limiter or PacingLimiter(pacing or PacingRules())
         self.show_progress = progress
         self.pacing_errors = 0
 
     # ----------------------------------------------------------------- public
     def download(self, request: DownloadRequest, update: bool = False) -> DownloadResult:
         """Download one symbol's range into its file. Never raises for a per-symbol
-        problem (unknown symbol, no data, no permission): that goes in the result's error.
-        Raises :class:`ConnectionLost` when TWS goes away (the file stays consistent)."""
-        symbol = request.symbol.upper()
-        result = DownloadResult(symbol)
+        problem (unknown symbol, no data, no permission, a request TWS did not answer, a
+        file that cannot be written): that goes in the result's error. Raises
+        :class:`ConnectionLost` when TWS goes away (the file stays consistent)."""
+        result = DownloadResult(request.symbol.upper())
         try:
+            check_output_dir(self.output_dir)
             check_bar_size(request.bar_size)
-            contract = self._contract(request)
-        except RequestError as exc:
-            result.error = _describe(exc)
-            return result
+            self._download(request, update, result)
+        except (RequestError, RequestTimeout) as exc:
+            if not self.isConnected():
+                raise ConnectionLost("the connection to TWS was lost") from None
+            result.error = _describe(exc) if isinstance(exc, RequestError) else str(exc)
+        except (OutputDirError, DurationError) as exc:
+            result.error = str(exc)
+        except OSError as exc:  # the disk filled up, or the folder changed under us
+            if not self.isConnected():  # or the socket, under a send ibapi did not guard
+                raise ConnectionLost("the connection to TWS was lost") from None
+            result.error = f"cannot write {result.path or self.output_dir}: {exc.strerror or exc}"
+        return result
+
+    def _download(self, request: DownloadRequest, update: bool, result: DownloadResult) -> None:
+        symbol = result.symbol
+        contract = self._contract(request)
         path = self.output_dir / bars_filename(symbol, request.timeframe)
         result.path = path
         try:
             existing = read_bars(path)[OHLCV] if path.exists() else None
         except DataFileError as exc:
             result.error = f"{exc} (left untouched)"
-            return result
+            return
 
         progress = self._load_progress(path, request)
-        end = pd.Timestamp(progress.end) if progress else _now_or(request.end)
+        if progress:
+            end = pd.Timestamp(progress.end)
+        elif request.end is not None:
+            end = request.end
+        else:  # TWS's "now", which is the end of what it can serve
+            end = self._call(self.current_time)
         if update:
             if existing is None or existing.empty:
                 result.error = f"{path}: nothing stored yet; run without --update first"
-                return result
+                return
             start = existing.index[-1]
         else:
             count, unit = parse_duration(request.duration)
             start = range_start(end, count, unit)
+        head = None
         try:
-            head = self.head_timestamp(contract, request.what_to_show, not request.all_hours)
+            head = self._call(
+                lambda: self.head_timestamp(contract, request.what_to_show, not request.all_hours)
+            )
             start = max(start, head)
         except RequestError as exc:
             if exc.code not in (162, 321, 354):
                 raise
             log.info("%s: no head timestamp (%s)", symbol, exc)
+        if head is not None and head > end:
+            result.error = (
+                f"no data up to {end:%Y-%m-%d %H:%M}: TWS's data for {symbol} starts at "
+                f"{head:%Y-%m-%d %H:%M}"
+            )
+            return
         tf = request.timeframe
         if tf.seconds is not None and tf.seconds <= SMALL_BAR_SECONDS:
             oldest = end - pd.DateOffset(months=6) + pd.Timedelta(minutes=1)
@@ -199,11 +280,10 @@ class HistoryDownloader(IBKRConnection):
         self._progress_path(path).unlink(missing_ok=True)
         if stored is None or stored.empty:
             result.error = f"no data between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}"
-            return result
+            return
         result.bars = len(stored)
         result.new_bars = len(set(stored.index) - before)
         result.first, result.last = stored.index[0], stored.index[-1]
-        return result
 
     # ---------------------------------------------------------------- helpers
     def _contract(self, request: DownloadRequest):
@@ -217,7 +297,7 @@ class HistoryDownloader(IBKRConnection):
     def _fetch(self, contract, request: DownloadRequest, chunk: Chunk) -> pd.DataFrame:
         key = (request.symbol.upper(), request.exchange, request.what_to_show)
         identity = (*key, chunk.end_text, chunk.duration, request.bar_size, request.all_hours)
-        backoff = 2.0
+        backoff, longest = self.PACING_BACKOFF
         for _attempt in range(PACING_RETRIES):
             self.limiter.wait(key, identity)
             try:
@@ -231,8 +311,8 @@ class HistoryDownloader(IBKRConnection):
                     self.pacing_errors += 1
                     log.warning("%s: pacing violation; waiting %.0f s before retrying",
                                 request.symbol, backoff)  # fmt: skip
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 60.0)
+                    self.limiter.pause(backoff)  # counted in the pacing summary
+                    backoff = min(backoff * 2, longest)
                     continue
                 if exc.code == 162 and NO_DATA in text:
                     return _empty()
@@ -277,10 +357,6 @@ class HistoryDownloader(IBKRConnection):
     def _save_progress(self, path: Path, progress: _Progress) -> None:
         with atomic_write(self._progress_path(path), "wb") as handle:
             handle.write(orjson.dumps(asdict(progress)))
-
-
-def _now_or(end: pd.Timestamp | None) -> pd.Timestamp:
-    return end if end is not None else pd.Timestamp.now(tz=EXCHANGE_TZ).floor("s")
 
 
 def _merge(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame | None:

@@ -20,9 +20,15 @@ from ..cli import (
     fail,
     setup_logging,
 )
-from ..core.ibkr_connection import TROUBLESHOOTING, ConnectionConfigError
+from ..core.ibkr_connection import ConnectionConfigError
 from ..download.chunks import DurationError, check_bar_size, parse_duration, parse_end
-from ..download.downloader import ConnectionLost, DownloadRequest, HistoryDownloader
+from ..download.downloader import (
+    ConnectionLost,
+    DownloadRequest,
+    HistoryDownloader,
+    OutputDirError,
+    check_output_dir,
+)
 from ..settings import split_symbols
 
 PROG = "fetch_historical_data"
@@ -46,7 +52,8 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument(
         "--end-datetime",
-        help="end of the range: 'yyyymmdd hh:mm:ss [zone]', ISO 8601 or a date (default: now)",
+        help="end of the range: 'yyyymmdd hh:mm:ss [zone]', ISO 8601 or a date "
+        "(default: now by TWS's clock)",
     )
     p.add_argument(
         "--all-hours",
@@ -64,7 +71,9 @@ def _parser() -> ArgumentParser:
         "--output-dir", default="market_data", help="where the CSVs go (default: market_data/)"
     )
     p.add_argument(
-        "--update", action="store_true", help="fetch only bars newer than the last one stored"
+        "--update",
+        action="store_true",
+        help="fetch only bars newer than the last one stored (default: the whole --duration)",
     )
     p.add_argument("--exchange", default="SMART", help="routing exchange (default: SMART)")
     p.add_argument("--currency", default="USD", help="currency (default: USD)")
@@ -86,15 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_duration(args.duration)
         end = parse_end(args.end_datetime) if args.end_datetime else None
         symbols = split_symbols(" ".join(args.symbols))
+        # Before connecting: a folder that cannot take the files must not cost a download.
+        check_output_dir(args.output_dir)
         downloader = HistoryDownloader(
             args.output_dir, client_id=args.client_id, host=args.host, port=args.port,
             timeout=args.timeout, allow_live=args.live,
         )  # fmt: skip
-    except (DurationError, ConnectionConfigError) as exc:
+    except (DurationError, OutputDirError, ConnectionConfigError) as exc:
         return fail(PROG, str(exc), 2)
     if not downloader.connect_to_tws():
         return connection_failed(PROG, downloader.last_error, downloader.tws_unreachable,
-                                 TROUBLESHOOTING)  # fmt: skip
+                                 downloader.troubleshooting())  # fmt: skip
     results = []
     try:
         for symbol in symbols:
