@@ -6,8 +6,10 @@ time columns; open, high, low, close, volume; anything else is ignored), times m
 seconds/milliseconds, ``yyyymmdd`` dates or date strings, with or without a UTC offset (naive
 times are taken as America/New_York). Rows are sorted and duplicate timestamps dropped
 (keeping the last, and saying how many). A bad row raises :class:`DataFileError` whose
-message names the file and the line: an unparsable time, a missing, non-numeric or
-non-positive price, high below low, a negative volume.
+message names the file and the line: an unparsable time, a time without a date (``09:30:00``,
+which a date parser would silently put on today's date), a missing, non-numeric or
+non-positive price, high below low, a negative volume; also a header that names fewer columns
+than the rows hold (pandas would quietly turn the first column into the index).
 
 Files are written with :func:`~quant_trading.atomic.atomic_write`, times as ISO 8601 with the
 exchange's UTC offset (``2024-03-01T09:30:00-05:00``).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +38,12 @@ log = logging.getLogger(__name__)
 _PRICES = ["open", "high", "low", "close"]
 _TIME_NAMES = ("datetime", "timestamp", "date", "time")
 _OFFSET_AT_END = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+# A clock time with nothing before it: "09:30", "9:30:00", "09:30:00.500", "9:30 AM".
+_TIME_ONLY = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d*)?)?(?:\s*[AaPp]\.?[Mm]\.?)?")
+# Epoch seconds below this (1973-03-03) are not plausible bar times: such numbers are clock
+# times like 930 or 93000 (HHMM, HHMMSS) without a date.
+_EARLIEST_EPOCH_S = 1e8
+_NO_DATE = "has no date (the time column must hold dates, or add a date column)"
 
 
 class DataFileError(ValueError):
@@ -78,6 +87,12 @@ def read_bars(
         raw, time_text, lines = raw[~blank], time_text[~blank], lines[~blank]
     if raw.empty:
         raise DataFileError(f"{path}: no data rows")
+    undated = _first_undated(time_text)
+    if undated is not None:
+        raise DataFileError(
+            f"{path}, line {lines[undated]}: time {str(time_text.iloc[undated]).strip()!r} "
+            + _NO_DATE
+        )
 
     times = _parse_times(time_text, tz)
     bad_time = times.isna().to_numpy()
@@ -152,12 +167,22 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataFileError(f"{path}: file is empty")
     sep = max((",", ";", "\t"), key=header.count)
     try:
-        return pd.read_csv(
+        raw = pd.read_csv(
             path, sep=sep, encoding="utf-8-sig", skip_blank_lines=False, skipinitialspace=True
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1]
         raise DataFileError(f"{path}: not a readable CSV ({detail})") from None
+    if not isinstance(raw.index, pd.RangeIndex):
+        # Rows with more values than the header has names: pandas silently makes the first
+        # values the index, so a "Time,Open,..." header over "2006-01-02,09:05:00,..." rows
+        # would drop the dates and read the times alone.
+        extra = raw.index.nlevels
+        raise DataFileError(
+            f"{path}, line 2: {len(raw.columns) + extra} values but the header names "
+            f"{len(raw.columns)} columns (is a column name missing from the first line?)"
+        )
+    return raw
 
 
 def _time_column(raw: pd.DataFrame, columns: dict[str, str]) -> pd.Series | None:
@@ -168,6 +193,32 @@ def _time_column(raw: pd.DataFrame, columns: dict[str, str]) -> pd.Series | None
     for name in _TIME_NAMES:
         if name in columns:
             return raw[columns[name]]
+    return None
+
+
+def _first_undated(text: pd.Series) -> int | None:
+    """Position of the first time that has no date (a bare clock time), or None.
+
+    Text is judged on its first value, like :func:`_parse_times` (a file is written in one
+    form; a lone row of another form fails to parse and is reported by line anyway). Numbers
+    are all checked: epoch seconds before 1973 are clock times such as 93000, not dates.
+    """
+    sample = text.dropna()
+    if sample.empty:
+        return None
+    if pd.api.types.is_numeric_dtype(text):
+        first = float(sample.iloc[0])
+        if 1e7 <= first < 1e8:  # yyyymmdd dates
+            return None
+        small = text.to_numpy(np.float64) < _EARLIEST_EPOCH_S
+        return int(np.argmax(small)) if small.any() else None
+    first = str(sample.iloc[0]).strip()
+    if _TIME_ONLY.fullmatch(first):
+        return int(text.index.get_loc(sample.index[0]))
+    if re.fullmatch(r"\d+(\.\d+)?", first):  # numbers read as text (a bad row elsewhere)
+        value = float(first)
+        if not 1e7 <= value < 1e8 and value < _EARLIEST_EPOCH_S:
+            return int(text.index.get_loc(sample.index[0]))
     return None
 
 
@@ -190,7 +241,11 @@ def _parse_times(text: pd.Series, tz: str) -> pd.Series:
     parsed = None
     for fmt in ("ISO8601", None):
         try:
-            attempt = pd.to_datetime(strings, utc=aware, format=fmt, errors="coerce")
+            with warnings.catch_warnings():
+                # "Could not infer format": rows that do not parse are reported by line below,
+                # so pandas' warning would only add noise to a one-line error.
+                warnings.simplefilter("ignore", UserWarning)
+                attempt = pd.to_datetime(strings, utc=aware, format=fmt, errors="coerce")
         except (ValueError, TypeError):
             continue
         if parsed is None or attempt.isna().sum() < parsed.isna().sum():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_trading.backtesting.engine import Costs, Sizing, session_last_bars, simulate
+from quant_trading.backtesting.engine import Costs, Refused, Sizing, session_last_bars, simulate
 
 TZ = "America/New_York"
 NO_COST = Costs(commission_per_share=0)
@@ -101,6 +101,51 @@ def test_short_entry_and_sizing_options():
 def test_too_little_cash_for_one_share_opens_nothing():
     result = simulate(bars([500] * 3, [500] * 3), np.array([1, 1, 1]), capital=100)
     assert result.trades.empty and list(result.equity) == [100, 100, 100]
+    assert result.refused == Refused(1, result.index[1], shares=1, cost=501, cash=100)
+
+
+@pytest.mark.parametrize(
+    ("capital", "price", "fractional", "shares"),
+    [
+        (1_000, 10, False, 99),  # 100 x 10 = 1,000 leaves nothing for the 1.00 minimum
+        (1_000, 10, True, 99.9),  # 99.9 x 10 + 1.00 = 1,000
+        (100_000, 250, False, 399),  # 399 x 250 + 2.00 (0.005/share) = 99,752
+        (100_000, 250, True, 399.992),  # x 250.005 per share = 100,000
+        (100, 0.5, False, 198),  # the 1% cap: 198 x 0.505 = 99.99
+    ],
+)
+def test_all_equity_entry_leaves_room_for_its_commission(capital, price, fractional, shares):
+    """The most shares whose cost plus commission fit the cash; the cash never goes below 0."""
+    result = simulate(
+        bars([price] * 3, [price] * 3),
+        np.array([1, 1, 1]),
+        capital=capital,
+        sizing=Sizing(fractional=fractional),
+    )
+    bought = result.trades.shares.iloc[0]
+    assert bought == pytest.approx(shares, abs=1e-3)
+    assert bought * price + Costs().commission(bought, price) <= capital
+    step = 1e-3 if fractional else 1
+    assert (bought + step) * price + Costs().commission(bought + step, price) > capital
+
+
+def test_fixed_size_beyond_the_cash_is_refused_once_per_signal():
+    """No leverage: 100 shares at 10 plus 1.00 commission exceed 1,000 of cash. The order is
+    tried again at each open while the signal lasts, and counted once per signal."""
+    frame = bars([10] * 6, [10] * 6)
+    result = simulate(frame, np.array([1, 1, 1, -1, -1, -1]), capital=1_000,
+                      sizing=Sizing(fixed_shares=100))  # fmt: skip
+    assert result.trades.empty and list(result.position) == [0] * 6
+    assert result.refused == Refused(2, frame.index[1], shares=100, cost=1_001, cash=1_000)
+    fits = simulate(frame, np.array([1, 1, 1, -1, -1, -1]), capital=1_100,
+                    sizing=Sizing(fixed_shares=100))  # fmt: skip
+    assert fits.refused is None and len(fits.trades) == 2
+
+
+@pytest.mark.parametrize("allocation", [0, -0.5, 1.5])
+def test_allocation_is_a_fraction_without_leverage(allocation):
+    with pytest.raises(ValueError, match=f"allocation {allocation:g}: must be greater than 0"):
+        Sizing(allocation=allocation)
 
 
 def test_trading_starts_at_the_first_change_inside_the_window():

@@ -75,6 +75,42 @@ def test_headerless_export_is_refused_clearly(shared_data):
         read_bars(path)
 
 
+@pytest.mark.parametrize("header_lost", ["the date column", "only the date's name"])
+def test_minute_file_without_dates_is_refused(shared_data, tmp_path, header_lost):
+    """The real 5-minute file with its Date column dropped (or only its name dropped from the
+    header) used to load as bars on today's date; now one line names the file and line."""
+    lines = (shared_data / "backtrader" / "2006-min-005.txt").read_text().splitlines()
+    assert lines[0].startswith("Date,Time,")
+    rows = lines[1:]
+    if header_lost == "the date column":
+        rows = [row.split(",", 1)[1] for row in rows]
+    path = write(tmp_path, "\n".join([lines[0].removeprefix("Date,"), *rows]) + "\n")
+    before = path.read_bytes()
+    with pytest.raises(DataFileError) as error:
+        read_bars(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}, line 2: ") and "\n" not in message
+    if header_lost == "the date column":
+        assert message.endswith("time '09:05:00' has no date (the time column must hold dates, "
+                                "or add a date column)")  # fmt: skip
+    else:
+        assert message.endswith("8 values but the header names 7 columns "
+                                "(is a column name missing from the first line?)")  # fmt: skip
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("stamp", "shown"),
+    [("9:30", "9:30"), ("09:30:00.250", "09:30:00.250"), ("9:30 AM", "9:30 AM"),
+     ("93000", "93000"), ("930", "930")],
+)  # fmt: skip
+def test_clock_times_of_every_form_are_refused(tmp_path, stamp, shown):
+    path = write(tmp_path, f"time,open,high,low,close\n{stamp},1,2,1,2\n{stamp},1,2,1,2\n")
+    with pytest.raises(DataFileError) as error:
+        read_bars(path)
+    assert str(error.value).startswith(f"{path}, line 2: time '{shown}' has no date")
+
+
 def test_times_in_every_form(tmp_path):
     epoch = pd.Timestamp("2024-03-01 09:30", tz=TZ).timestamp()
     forms = {

@@ -3,6 +3,8 @@ and every kind of bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,11 @@ import numpy as np
 import pytest
 from cli_runner import run_module
 
-from quant_trading.backtesting.cache import SCHEMA, CacheError, read_cache
+from quant_trading import backtest
+from quant_trading.backtesting.cache import SCHEMA, CacheError, read_cache, write_cache
+from quant_trading.backtesting.engine import Costs
+from quant_trading.bars import aggregate
+from quant_trading.csv_store import read_bars, write_bars
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "market_data"
@@ -51,8 +57,29 @@ def test_readme_command_on_sample_data(sample_run):
     ):
         assert section in out
     report = out.split("\nCache:")[0]  # the cache paths below it are as long as the folder
-    assert max(len(line) for line in report.splitlines()) <= 100
+    # File paths are as long as the folder too; they end their lines.
+    assert max(len(line.split(str(SAMPLE))[0]) for line in report.splitlines()) <= 100
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        assert (
+            f"  {symbol + ':':<5}  38,898 5m bars  2024-10-31 09:30 .. 2026-10-30 15:55  "
+            f"{SAMPLE}/{symbol}_5m.csv"
+        ) in out.splitlines()
     assert result.stderr == ""
+
+
+def test_entries_and_their_commission_fit_the_cash(sample_run):
+    """All-equity entries leave room for their own commission: the cash (flat before an
+    entry, so the equity) pays for shares x price plus the entry's commission, and could not
+    pay for one share more."""
+    _, cache = sample_run
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        trades = read_cache(cache / "5m" / f"{symbol}_backtest.json").trades
+        cash = 100_000 + np.r_[0.0, np.cumsum(trades["pnl"].to_numpy())[:-1]]
+        shares, price = trades["shares"].to_numpy(), trades["entry_price"].to_numpy()
+        fee = np.array([Costs().commission(n, p) for n, p in zip(shares, price)])
+        more = np.array([Costs().commission(n + 1, p) for n, p in zip(shares, price)])
+        assert (shares * price + fee <= cash).all(), symbol
+        assert ((shares + 1) * price + more > cash).all(), symbol
 
 
 def test_cache_files_hold_what_the_console_shows(sample_run):
@@ -80,7 +107,7 @@ def test_cache_files_hold_what_the_console_shows(sample_run):
         ]
         assert len(cached.candles) == 38_898 and str(cached.candles.index.tz) == "America/New_York"
         assert stats.trades == len(cached.trades) > 100
-        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{symbol}  "))
+        line = summary_line(result.stdout, symbol)
         assert f"{stats.trades:,}" in line and f"{stats.net_profit:,.2f}" in line
         assert cached.candles["equity"].iloc[-1] == pytest.approx(stats.equity_final)
         pnl = cached.trades["pnl"].sum()
@@ -138,6 +165,88 @@ def test_strategy_selection_precedence(tmp_path):
     assert by_flag.returncode == 0 and "fast=8 slow=26" in by_flag.stdout
 
 
+def test_report_names_each_symbols_file_and_range(tmp_path, shared_data):
+    """A download into the data folder (AAPL_5m_bars_macd.csv) takes precedence over the
+    file already there and changes the results: the report says which file each symbol was
+    read from, its bars and their range, and which file it shadows."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(SAMPLE / "AAPL_5m.csv", folder / "AAPL_5m.csv")
+    shutil.copy(shared_data / "lumibot" / "TSLA_Minute.csv", folder / "TSLA_1m.csv")
+    args = ("--symbols", "AAPL", "TSLA", "--timeframe", "5m", "--data-dir", str(folder))
+    before = run(*args, "--no-cache")
+    assert before.returncode == 0, before.stderr
+    sample = read_bars(folder / "AAPL_5m.csv")
+    download = write_bars(sample.iloc[-2_000:], folder / "AAPL_5m_bars_macd.csv")
+    after = run(*args, "--no-cache")
+    assert after.returncode == 0, after.stderr
+
+    def line(symbol, bars, path, suffix=""):
+        span = f"{bars.index[0]:%Y-%m-%d %H:%M} .. {bars.index[-1]:%Y-%m-%d %H:%M}"
+        return f"  {symbol}: {len(bars):>7,} 5m bars  {span}  {path}{suffix}"
+
+    tsla = aggregate(read_bars(folder / "TSLA_1m.csv"), "5m")
+    assert line("AAPL", sample, folder / "AAPL_5m.csv") in before.stdout.splitlines()
+    lines = after.stdout.splitlines()
+    assert line("AAPL", sample.iloc[-2_000:], download) in lines
+    assert f"{'':8}not used: {folder / 'AAPL_5m.csv'}" in lines
+    assert line("TSLA", tsla, folder / "TSLA_1m.csv", " (1m, aggregated)") in lines
+    assert summary_line(before.stdout, "AAPL") not in lines  # the results did change
+
+
+def test_a_minute_file_without_dates_is_refused(tmp_path, shared_data):
+    """A real minute file whose time column lost its dates used to be backtested as bars of
+    today (exit 0); now one line names the file and line, and no cache is written."""
+    rows = (shared_data / "lumibot" / "AAPL_Minute.csv").read_text().splitlines()
+    assert rows[0] == "Datetime,Open,High,Low,Close,Volume"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    undated = ["Time,Open,High,Low,Close,Volume"]
+    undated += [row[11:19] + row[row.index(",") :] for row in rows[1:]]  # "09:30:00,..."
+    (folder / "AAPL_1m.csv").write_text("\n".join(undated) + "\n")
+    cache = tmp_path / "cache"
+    result = run("--symbols", "AAPL", "--timeframe", "1m", "--data-dir", str(folder),
+                 "--cache-dir", str(cache))  # fmt: skip
+    line = one_line_error(result, 1)
+    assert line == (
+        f"run_backtest: error: {folder / 'AAPL_1m.csv'}, line 2: time '09:30:00' has no date "
+        "(the time column must hold dates, or add a date column)"
+    )
+    assert not cache.exists()
+
+
+def test_fixed_size_beyond_the_cash_warns_once_per_symbol(tmp_path, shared_data):
+    """``--size`` shares that cost more than the cash are not bought (no leverage): one
+    warning line per symbol, naming it, says how many entries were refused and the first."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(shared_data / "lumibot" / "AMZN_1M.CSV", folder / "AMZN_1m.csv")
+    shutil.copy(shared_data / "lumibot" / "MSFT_Minute.csv", folder / "MSFT_1m.csv")
+    result = run("--symbols", "AMZN", "MSFT", "--timeframe", "1m", "--data-dir", str(folder),
+                 "--size", "450", "--no-cache")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.strip().splitlines()
+    assert [w.split(":")[1].strip() for w in warnings] == ["AMZN", "MSFT"], result.stderr
+    for warning, first in zip(warnings, ("2025-01-", "2021-08-")):
+        assert " entries refused: 450 shares cost more than the cash (first " + first in warning
+        assert warning.endswith("there is no leverage, so lower the size or raise the capital")
+    assert "AMZN trades (" in result.stdout and "MSFT: no trades" in result.stdout
+
+
+def test_infinite_statistic_survives_the_cache_and_prints(tmp_path):
+    """Sortino without a losing day is +inf: the cache keeps it and the report shows it."""
+    if not (SAMPLE / "SPY_5m.csv").exists():
+        pytest.skip("bundled sample data missing")
+    run_ = backtest("MACD", "SPY", "5m", data_dir=SAMPLE, start="2026-10-01")
+    result = run_.results[0]
+    result.statistics = dataclasses.replace(result.statistics, sortino=math.inf)
+    path = write_cache(result, tmp_path)
+    assert b'"sortino":"Infinity"' in path.read_bytes()
+    assert read_cache(path).statistics.sortino == math.inf
+    run_.portfolio.statistics = result.statistics
+    assert "Sortino Ratio                                inf" in run_.report(trades=None)
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     folder = tmp_path / "data"
@@ -145,6 +254,13 @@ def data_dir(tmp_path):
     shutil.copy(SAMPLE / "AAPL_1m.csv", folder / "AAPL_1m.csv")
     shutil.copy(SAMPLE / "AAPL_1m.csv", folder / "MSFT_1m.csv")
     return folder
+
+
+def summary_line(out: str, symbol: str) -> str:
+    """The symbol's row of the per-symbol summary table."""
+    lines = out.splitlines()
+    table = lines.index(next(x for x in lines if x.startswith("Symbol    Trades")))
+    return next(x for x in lines[table:] if x.startswith(f"{symbol}  "))
 
 
 def one_line_error(result, code):
@@ -216,6 +332,7 @@ def test_missing_symbol_warns_and_the_rest_run(tmp_path, data_dir):
         (["--start", "2026-02-01", "--end", "2026-01-01"], 2, "--start must be before --end"),
         (["--start", "2030-01-01"], 1, "no bars in the period"),
         (["--size", "10", "--allocation", "0.5"], 2, "not allowed with argument"),
+        (["--allocation", "1.5"], 2, "--allocation: '1.5' must be at most 1 (there is no lev"),
         (["--bogus"], 2, "unrecognized arguments: --bogus"),
     ],
 )

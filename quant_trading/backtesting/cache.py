@@ -4,8 +4,9 @@ Everything the visualizer shows comes from here, so it never re-runs a backtest:
 settings, the data file and its checksum, the candles with indicators, the equity curve, the
 trades and the statistics, and how to draw each indicator column (the strategy's declared
 hints, so a chart needs no strategy code). Arrays are stored column by column (compact, and
-quick to turn back into frames); times are epoch seconds, NaN is null. Files are written
-atomically, and a reader checks ``schema`` before trusting the rest.
+quick to turn back into frames); times are epoch seconds, NaN is null, an infinite statistic
+is "Infinity". Files are written atomically, and a reader checks ``schema`` before trusting
+the rest.
 
 orjson writes and parses these files several times faster than the standard json module,
 which matters for two years of 5-minute candles per symbol.
@@ -14,6 +15,7 @@ which matters for two years of 5-minute candles per symbol.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +70,17 @@ def cache_path(cache_dir: str | Path, timeframe: str | Timeframe, symbol: str) -
     return Path(cache_dir) / str(timeframe) / f"{symbol.upper()}_backtest.json"
 
 
+def _json_number(value):
+    """A statistic as JSON can hold it: plain numbers, NaN as null (orjson's default), and
+    infinity (Sortino without a losing day) as the string "Infinity", which
+    :meth:`Statistics.from_dict`, Python's float() and JavaScript's Number() all read back."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
 def _epoch(index_or_series) -> np.ndarray:
     values = pd.DatetimeIndex(index_or_series)
     return values.as_unit("s").asi8 if len(values) else np.empty(0, np.int64)
@@ -77,10 +90,7 @@ def _document(result: SymbolResult) -> dict[str, Any]:
     candles = result.candles
     options = result.options
     trades = result.trades
-    stats = {
-        k: (v.item() if isinstance(v, np.generic) else v)
-        for k, v in result.statistics.as_dict().items()
-    }
+    stats = {k: _json_number(v) for k, v in result.statistics.as_dict().items()}
     return {
         "schema": SCHEMA,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

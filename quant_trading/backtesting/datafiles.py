@@ -3,7 +3,9 @@
 Looks for, in order: ``<SYMBOL>_<tf>_bars_macd.csv`` (the downloader's files),
 ``<SYMBOL>_<tf>.csv``, then the same names for finer timeframes that divide ``tf``
 (coarsest first, as the longest history usually sits there), aggregated by the shared core.
-File names match regardless of case.
+File names match regardless of case. The first found is used; other files of its bar size
+are recorded (:attr:`SymbolData.unused`) so that the report can say that a download now
+shadows a file.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class SymbolData:
     path: Path
     source_timeframe: Timeframe  # the file's own bar size (finer when aggregated)
     sha256: str
+    unused: tuple[Path, ...] = ()  # other files of the same bar size, lower in precedence
 
 
 def _candidates(symbol: str, tf: Timeframe) -> list[tuple[str, Timeframe]]:
@@ -51,6 +54,18 @@ def _candidates(symbol: str, tf: Timeframe) -> list[tuple[str, Timeframe]]:
     return names
 
 
+def _found_files(
+    data_dir: str | Path, symbol: str, timeframe: Timeframe | str
+) -> list[tuple[Path, Timeframe]]:
+    """Every candidate file present for the symbol, in precedence order."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise MissingDataError(f"{folder}: data folder not found")
+    present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    candidates = _candidates(symbol.upper(), parse_timeframe(timeframe))
+    return [(present[name.lower()], tf) for name, tf in candidates if name.lower() in present]
+
+
 def find_bars_file(
     data_dir: str | Path, symbol: str, timeframe: Timeframe | str
 ) -> tuple[Path, Timeframe]:
@@ -58,14 +73,11 @@ def find_bars_file(
 
     Raises MissingDataError naming what was looked for.
     """
-    folder = Path(data_dir)
-    if not folder.is_dir():
-        raise MissingDataError(f"{folder}: data folder not found")
+    found = _found_files(data_dir, symbol, timeframe)
+    if found:
+        return found[0]
     tf = parse_timeframe(timeframe)
-    present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-    for name, source_tf in _candidates(symbol.upper(), tf):
-        if name.lower() in present:
-            return present[name.lower()], source_tf
+    folder = Path(data_dir)
     raise MissingDataError(
         f"{folder}: no {tf.name} data for {symbol.upper()} "
         f"(looked for {symbol.upper()}_{tf.name}_bars_macd.csv, {symbol.upper()}_{tf.name}.csv "
@@ -79,7 +91,11 @@ def load_symbol(data_dir: str | Path, symbol: str, timeframe: Timeframe | str) -
     Indicator columns in the file are dropped: they are always recomputed.
     """
     tf = parse_timeframe(timeframe)
-    path, source_tf = find_bars_file(data_dir, symbol, tf)
+    found = _found_files(data_dir, symbol, tf)
+    path, source_tf = found[0] if found else find_bars_file(data_dir, symbol, tf)  # raises
+    # Another file of the same bar size is what a download shadows (AAPL_5m_bars_macd.csv
+    # over AAPL_5m.csv); finer files are always lower and not worth a mention.
+    unused = tuple(other for other, other_tf in found[1:] if other_tf == source_tf)
     content = path.read_bytes()
     bars = read_bars(path)[OHLCV]
     if source_tf != tf:
@@ -95,4 +111,5 @@ def load_symbol(data_dir: str | Path, symbol: str, timeframe: Timeframe | str) -
         path=path,
         source_timeframe=source_tf,
         sha256=hashlib.sha256(content).hexdigest(),
+        unused=unused,
     )

@@ -6,8 +6,12 @@ Pure (no I/O). The rules, which the README repeats:
 * trading starts at the first change of the target inside the window (a position held from
   before the window is not entered mid-trend);
 * a flip is two orders at the same open: close the old side, then open the new one;
-* entries are sized from the equity at the fill (``allocation`` of it, whole shares unless
-  ``fractional``) or a fixed number of shares; shorts are sized the same way, no borrow fee;
+* entries are sized from the equity at the fill: the most shares (whole unless
+  ``fractional``) whose cost plus commission fit in ``allocation`` of it, or a fixed number
+  of shares; shorts are sized the same way, no borrow fee. There is no leverage: an entry
+  whose cost plus commission exceeds the cash (a fixed size too big, or not even one share)
+  is refused, as a cash account's broker (and backtesting.py's) would, and counted in
+  :attr:`SimResult.refused`;
 * costs per order: ``commission_per_share`` with IBKR fixed pricing's minimum and a maximum
   of a fraction of the trade value, plus ``slippage`` per share against the trader;
 * ``flat_at_close`` closes at the close of each session's last bar; the next session's first
@@ -28,7 +32,15 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-__all__ = ["Costs", "Sizing", "EXIT_REASONS", "SimResult", "simulate", "session_last_bars"]
+__all__ = [
+    "Costs",
+    "Sizing",
+    "EXIT_REASONS",
+    "Refused",
+    "SimResult",
+    "simulate",
+    "session_last_bars",
+]
 
 EXIT_REASONS = ("signal", "flip", "session close", "end of data")
 _SIGNAL, _FLIP, _SESSION, _END = range(4)
@@ -51,11 +63,34 @@ class Costs:
 
 @dataclass(frozen=True)
 class Sizing:
-    """How many shares an entry buys or sells short."""
+    """How many shares an entry buys or sells short: the most whose cost plus commission fit
+    in ``allocation`` of the equity, or ``fixed_shares``. No leverage, so ``allocation`` is
+    at most 1."""
 
-    allocation: float = 1.0  # fraction of current equity
+    allocation: float = 1.0  # fraction of current equity, commission included
     fixed_shares: float | None = None  # overrides allocation when set
     fractional: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.allocation <= 1:
+            raise ValueError(
+                f"allocation {self.allocation:g}: must be greater than 0 and at most 1 "
+                "(a fraction of equity; there is no leverage)"
+            )
+        if self.fixed_shares is not None and not self.fixed_shares > 0:
+            raise ValueError(f"size {self.fixed_shares:g}: must be greater than 0")
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Entries refused because their cost plus commission exceeded the cash: how many, and
+    the first one (``shares`` asked for, 1 when not even one share fitted)."""
+
+    count: int
+    first_time: pd.Timestamp
+    shares: float
+    cost: float  # price x shares + commission
+    cash: float
 
 
 @dataclass
@@ -68,6 +103,7 @@ class SimResult:
     start: int
     index: pd.DatetimeIndex  # all bars' times (trade bars index into it)
     records: dict[str, np.ndarray]  # side, entry/exit bar and price, shares, commission, reason
+    refused: Refused | None = None  # entries the cash could not pay for, if any
 
     @cached_property
     def trades(self) -> pd.DataFrame:
@@ -110,6 +146,42 @@ def _commission(shares, price, per_share, minimum, max_fraction):  # pragma: no 
     return fee
 
 
+@njit(cache=True, nogil=True)
+def _affordable(budget, price, per_share, minimum, max_fraction, fractional):  # pragma: no cover
+    """The most shares whose cost plus commission fit in ``budget`` (0 if none)."""
+    if budget <= 0.0 or price <= 0.0:
+        return 0.0
+    # Cost n * price + fee(n) rises with n, so one n meets the budget exactly, and there the
+    # fee follows one of its three pieces: per share, the minimum, or the cap. Each piece's
+    # own solution that truly fits is at most that n, so the largest one that fits is it.
+    best = 0.0
+    slack = budget * (1.0 + 1e-12)  # the exact solution may land a rounding error above
+    if per_share <= 0.0:
+        best = budget / price
+    else:
+        candidates = (
+            budget / (price + per_share),
+            (budget - minimum) / price,
+            budget / (price * (1.0 + max_fraction)) if max_fraction > 0.0 else 0.0,
+        )
+        for n in candidates:
+            if n > best and n * price + _commission(n, price, per_share, minimum,
+                                                    max_fraction) <= slack:  # fmt: skip
+                best = n
+    if fractional:
+        fee = _commission(best, price, per_share, minimum, max_fraction)
+        if best * price + fee > budget:
+            best *= 1.0 - 1e-12
+        return best
+    # Whole shares: the floor of the exact solution, nudged if rounding put it one off.
+    n = math.floor(best)
+    while n > 0 and n * price + _commission(n, price, per_share, minimum, max_fraction) > budget:
+        n -= 1
+    while (n + 1) * price + _commission(n + 1, price, per_share, minimum, max_fraction) <= budget:
+        n += 1
+    return float(n)
+
+
 # Columns of the kernel's trade table (one float row per round trip).
 _TRADE_FIELDS = ("side", "entry_bar", "exit_bar", "entry_price", "exit_price", "shares",
                  "commission", "reason")  # fmt: skip
@@ -138,6 +210,9 @@ def _simulate_kernel(  # pragma: no cover - compiled
     held = np.empty(n - start)
     table = np.empty((n - start + 1, 8))
     count = 0
+    # Refused entries: how many, then the first one's bar, shares, cost and the cash then.
+    refused = np.zeros(5)
+    refused_side = 0  # the side of the signal being refused, so it counts once
     cash = capital
     side = 0
     shares = entry_price = entry_fee = 0.0
@@ -149,6 +224,8 @@ def _simulate_kernel(  # pragma: no cover - compiled
             if not active:
                 active = target[j] != (target[j - 1] if j > 0 else 0)
             wanted = target[j] if active else 0
+            if wanted == 0:
+                refused_side = 0
             if wanted != side:
                 if side != 0:  # close at this open
                     exit_price = open_[i] - slippage * side
@@ -159,15 +236,33 @@ def _simulate_kernel(  # pragma: no cover - compiled
                                  i, exit_price, fee, reason)  # fmt: skip
                     count += 1
                     side = 0
-                if wanted != 0:  # open at this open, sized from equity now (all cash)
+                if wanted != 0:  # open at this open; flat now, so the cash is the equity
                     price = open_[i] + slippage * wanted
-                    size = fixed_shares if fixed_shares > 0.0 else allocation * cash / price
-                    if not fractional:
-                        size = math.floor(size + 1e-9)
-                    if size > 0.0:
+                    if fixed_shares > 0.0:
+                        size = fixed_shares
+                        fee = _commission(size, price, per_share, minimum, max_fraction)
+                        fits = size * price + fee <= cash
+                    else:
+                        size = _affordable(allocation * cash, price, per_share, minimum,
+                                           max_fraction, fractional)  # fmt: skip
+                        fits = size > 0.0
+                    if fits:
+                        refused_side = 0
                         entry_fee = _commission(size, price, per_share, minimum, max_fraction)
                         cash -= wanted * size * price + entry_fee
                         side, shares, entry_price, entry_bar = wanted, size, price, i
+                    elif wanted != refused_side:  # refused, as a cash account's broker
+                        # would; retried at each open, but counted once per signal
+                        refused_side = wanted
+                        if refused[0] == 0:
+                            asked = size if fixed_shares > 0.0 else 1.0
+                            refused[1] = i
+                            refused[2] = asked
+                            refused[3] = asked * price + _commission(
+                                asked, price, per_share, minimum, max_fraction
+                            )
+                            refused[4] = cash
+                        refused[0] += 1
         last = i == n - 1
         if side != 0 and (last or (flat_at_close and session_last[i])):
             price = close[i] - slippage * side  # session close, or still open at the end
@@ -180,7 +275,7 @@ def _simulate_kernel(  # pragma: no cover - compiled
             side = 0
         equity[i - start] = cash + side * shares * close[i]
         held[i - start] = side * shares
-    return equity, held, table[:count]
+    return equity, held, table[:count], refused
 
 
 def session_last_bars(index: pd.DatetimeIndex) -> np.ndarray:
@@ -203,7 +298,8 @@ def simulate(
     Bars before ``start`` only provide history; nothing is traded there. Returns the equity
     and position at each bar's close from ``start`` on, and the round-trip trades with columns
     side, entry_time, entry_price, exit_time, exit_price, shares, commission, pnl,
-    return_pct, bars_held, exit_reason, entry_bar, exit_bar (bar numbers into ``bars``).
+    return_pct, bars_held, exit_reason, entry_bar, exit_bar (bar numbers into ``bars``), and
+    in ``refused`` the entries the cash could not pay for (None when there were none).
     """
     if not 0 <= start < len(bars):
         raise ValueError(f"start {start} is outside the {len(bars)} bars")
@@ -225,10 +321,13 @@ def simulate(
         bool(sizing.fractional),
         bool(flat_at_close),
     )
-    equity, held, table = out
+    equity, held, table, refused = out
     records = {name: table[:, k] for k, name in enumerate(_TRADE_FIELDS)}
     for name in ("side", "reason"):
         records[name] = records[name].astype(np.int8)
     for name in ("entry_bar", "exit_bar"):
         records[name] = records[name].astype(np.int64)
-    return SimResult(equity, held, start, bars.index, records)
+    refusal = None
+    if refused[0]:
+        refusal = Refused(int(refused[0]), bars.index[int(refused[1])], *map(float, refused[2:]))
+    return SimResult(equity, held, start, bars.index, records, refusal)

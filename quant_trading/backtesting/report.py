@@ -1,5 +1,7 @@
-"""Console text for a backtest: header, trade blotter, per-symbol table, equity by month and
-portfolio totals. Every line fits in 100 columns. Returns strings; the CLI prints them."""
+"""Console text for a backtest: header, the data file each symbol was read from, trade
+blotter, per-symbol table, equity by month and portfolio totals. Every line fits in 100
+columns but for file paths, which come last on their line. Returns strings; the CLI prints
+them."""
 
 from __future__ import annotations
 
@@ -11,14 +13,26 @@ import pandas as pd
 from .runner import PortfolioResult, RunResult, SymbolResult, period_label
 from .statistics import LABELS, Statistics
 
-__all__ = ["header", "blotter", "summary_table", "monthly_equity", "totals", "full_report"]
+__all__ = [
+    "header",
+    "data_files",
+    "blotter",
+    "summary_table",
+    "monthly_equity",
+    "totals",
+    "full_report",
+]
 
 # Exit reasons as the blotter shows them, to stay within 100 columns.
 _SHORT_REASON = {"session close": "close", "end of data": "end"}
 
 
 def _num(value: float, spec: str = ",.2f") -> str:
-    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+    if value is None or math.isnan(value):
+        return "n/a"
+    if math.isinf(value):  # Sortino without a losing day
+        return "inf" if value > 0 else "-inf"
+    return format(value, spec)
 
 
 def _duration(seconds: float) -> str:
@@ -55,6 +69,33 @@ def header(result: SymbolResult) -> str:
         + (" | flat at each close" if options.flat_at_close else ""),
     ]
     return "\n".join(lines)
+
+
+def data_files(results: list[SymbolResult]) -> str:
+    """Which file each symbol was read from, with its bars' count and range, and any file of
+    the same bar size that it shadows (a download into the data folder changes results)."""
+    tf = results[0].config.timeframe.name
+    rows = [
+        f"Data: for each symbol the first found of <SYM>_{tf}_bars_macd.csv, <SYM>_{tf}.csv, "
+        "finer files"
+    ]
+    # Indented, "AAPL:": no line but the summary table's starts with a symbol.
+    width = max(len(r.symbol) for r in results) + 1
+    for r in results:
+        data = r.data
+        bars = data.bars.index
+        span = f"{bars[0]:%Y-%m-%d %H:%M} .. {bars[-1]:%Y-%m-%d %H:%M}" if len(bars) else "empty"
+        made = (
+            ""
+            if data.source_timeframe == data.timeframe
+            else f" ({data.source_timeframe}, aggregated)"
+        )
+        rows.append(
+            f"  {r.symbol + ':':<{width}} {len(bars):>7,} {data.timeframe} bars  {span}  "
+            f"{data.path}{made}"
+        )
+        rows += [f"  {'':<{width}} not used: {other}" for other in data.unused]
+    return "\n".join(rows)
 
 
 def blotter(result: SymbolResult, last: int = 10) -> str:
@@ -154,7 +195,7 @@ def totals(portfolio: PortfolioResult, title: str = "Portfolio totals") -> str:
 def full_report(run: RunResult, trades: int | None = 10) -> str:
     """Everything ``run_backtest`` prints before the cache paths; ``trades`` blotter lines
     per symbol (0 = all, None = no blotters)."""
-    out = [header(run.results[0]), ""]
+    out = [header(run.results[0]), "", data_files(run.results), ""]
     if trades is not None:
         for result in run.results:
             out += [blotter(result, trades), ""]

@@ -9,6 +9,7 @@ No TWS needed.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -84,11 +85,17 @@ def _parser() -> ArgumentParser:
     sizing = p.add_mutually_exclusive_group()
     sizing.add_argument(
         "--allocation",
-        type=positive_float,
+        type=_fraction,
         default=1.0,
-        help="fraction of current equity per entry (default: 1.0)",
+        help="fraction of current equity per entry, commission included; at most 1, no "
+        "leverage (default: 1.0)",
     )
-    sizing.add_argument("--size", type=positive_float, help="fixed number of shares per entry")
+    sizing.add_argument(
+        "--size",
+        type=positive_float,
+        help="fixed number of shares per entry; an entry the cash cannot pay for is skipped "
+        "with a warning (default: sized by --allocation)",
+    )
     p.add_argument("--fractional", action="store_true", help="allow fractional shares")
     p.add_argument(
         "--flat-at-close", action="store_true", help="close positions at each session's last bar"
@@ -96,7 +103,7 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--cache-dir",
         default="backtest_results",
-        help="where to write <timeframe>/<SYMBOL>_backtest.json",
+        help="where to write <timeframe>/<SYMBOL>_backtest.json (default: backtest_results)",
     )
     p.add_argument("--no-cache", action="store_true", help="do not write cache files")
     p.add_argument(
@@ -170,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         out += [f"  {path}" for path in written]
     print("\n".join(out).rstrip())
     return 0
+
+
+def _fraction(text: str) -> float:
+    """argparse type: a fraction of equity, 0 < x <= 1 (the engine has no leverage)."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most 1 (there is no leverage)")
+    return value
 
 
 def _time(text: str | None, flag: str, end: bool = False):

@@ -5,6 +5,7 @@ This is the library behind ``run_backtest`` and :func:`backtest`. No printing he
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..settings import split_symbols
 from ..strategy import Strategy, StrategyConfig, configure
 from ..timeframes import Timeframe, parse_time
 from .datafiles import MissingDataError, SymbolData, load_symbol
-from .engine import Costs, Sizing, simulate
+from .engine import Costs, Refused, Sizing, simulate
 from .statistics import Statistics, compute_statistics
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 DEFAULT_YEARS = 2
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,22 @@ class SymbolResult:
     position: np.ndarray
     trades: pd.DataFrame
     statistics: Statistics
+    refused: Refused | None = None  # entries the cash could not pay for
+
+    def refusal_message(self) -> str | None:
+        """One line on the entries refused for lack of cash, or None if there were none."""
+        r = self.refused
+        if r is None:
+            return None
+        count = f"{r.count:,} entr{'y' if r.count == 1 else 'ies'} refused"
+        first = f"first {r.first_time:%Y-%m-%d %H:%M}: {r.cost:,.2f} with commission"
+        if self.options.sizing.fixed_shares:
+            return (
+                f"{self.symbol}: {count}: {r.shares:,g} shares cost more than the cash "
+                f"({first}, cash {r.cash:,.2f}); there is no leverage, so lower the size "
+                "or raise the capital"
+            )
+        return f"{self.symbol}: {count}: the cash buys no share ({first}, cash {r.cash:,.2f})"
 
 
 @dataclass
@@ -131,6 +149,7 @@ def backtest_symbol(
         position=sim.position,
         trades=trades,
         statistics=stats,
+        refused=sim.refused,
     )
 
 
@@ -247,6 +266,10 @@ def run_symbols(
     bar.close()
     results = [r for _, r, _ in outcomes if r is not None]
     skipped = {s: why for s, r, why in outcomes if r is None}
+    for result in results:  # here, not in the workers: their logging is not set up
+        message = result.refusal_message()
+        if message:
+            log.warning("%s", message)
     if not results:
         reasons = "; ".join(skipped.values())
         raise MissingDataError(f"nothing to backtest: {reasons}")
@@ -277,8 +300,10 @@ def backtest(
 
     ``params`` override the strategy's defaults (strategy.env is not read); ``start``/``end``
     take ``2025-01-31`` or ``2025-01-31 10:00`` (New York); with ``cache_dir`` each symbol's
-    result is cached there for the visualizer. Raises StrategyError, MissingDataError or
-    DataFileError with a one-line message.
+    result is cached there for the visualizer. ``allocation`` is a fraction of equity (at
+    most 1, commission included); ``size`` shares that the cash cannot pay for are not
+    bought, with a warning per symbol. Raises StrategyError, MissingDataError or
+    DataFileError with a one-line message, ValueError for a bad sizing.
     """
     if isinstance(symbols, str):
         symbols = split_symbols(symbols)

@@ -1,15 +1,27 @@
 """Performance statistics of an equity curve and its trades (pure; no I/O).
 
-Conventions (peers disagree, so they are stated here and in the README):
+Conventions (peers disagree, so they are stated here and, with formulas, in the README). They
+are backtesting.py's, so its numbers and ours agree on the same trades (a test checks which
+agree exactly), except where noted:
 
 * ratios (annualized return and volatility, Sharpe, Sortino, Calmar) use the equity curve's
   **daily** returns (last equity of each calendar day) with **252** trading days a year and a
   zero risk-free rate, whatever the bar size;
 * annualized return is the geometric mean daily return compounded over 252 days; CAGR is
   the total growth over the **calendar** span (365.25-day years);
+* Sortino is +inf when the return is positive and no day lost (a zero downside), NaN when
+  neither; Sharpe, Calmar and Profit Factor are NaN when their denominator is zero;
+* beta (and so alpha) uses per-bar log returns of the equity and of buy & hold;
+* exposure counts the bars during which a position was held at any time (entry bar through
+  exit bar);
 * durations (test span, drawdowns, trades) are calendar time;
-* drawdown is measured on the mark-to-market equity at each bar's close;
-* trade returns are net of commissions, relative to the entry value.
+* drawdown is measured on the mark-to-market equity at each bar's close, and reported as a
+  positive percentage (backtesting.py shows it negative);
+* trade returns are net of commissions, relative to the entry value;
+* differing on purpose: Profit Factor is in **dollars** (gross profit / gross loss, so it is
+  above 1 exactly when the trades made money; backtesting.py sums percent returns), and
+  Kelly uses trade **returns** (payoff per dollar staked, which is what the Kelly fraction of
+  equity needs; backtesting.py uses dollar P&L, which grows with the account).
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import pandas as pd
 __all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
 
 TRADING_DAYS = 252
+_INFINITIES = ("Infinity", "-Infinity")  # how the JSON cache writes them
 
 
 @dataclass
@@ -77,9 +90,14 @@ class Statistics:
 
     @classmethod
     def from_dict(cls, data: dict) -> Statistics:
-        """Inverse of :meth:`as_dict`; missing numbers become NaN (older caches)."""
+        """Inverse of :meth:`as_dict`; missing numbers become NaN (older caches), and the
+        cache's "Infinity" / "-Infinity" become floats again."""
         names = {f.name for f in fields(cls)}
-        values = {k: (math.nan if v is None else v) for k, v in data.items() if k in names}
+        values = {
+            k: math.nan if v is None else float(v) if v in _INFINITIES else v
+            for k, v in data.items()
+            if k in names
+        }
         for name in names - values.keys():
             values[name] = math.nan
         return cls(**values)
@@ -158,6 +176,28 @@ def _daily_returns(equity: pd.Series) -> pd.Series:
     return daily.pct_change().dropna()
 
 
+def _beta(equity: np.ndarray, market: np.ndarray) -> float:
+    """Beta of the per-bar log returns of ``equity`` against those of ``market``."""
+    if len(equity) < 3 or len(market) != len(equity):
+        return math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):  # equity can reach zero
+        ours = np.log(equity[1:] / equity[:-1])
+        theirs = np.log(market[1:] / market[:-1])
+    covariance = np.cov(ours, theirs)
+    return _ratio(covariance[0, 1], covariance[1, 1])
+
+
+def _exposed(position: np.ndarray, index: pd.DatetimeIndex, trades: pd.DataFrame) -> np.ndarray:
+    """Bars during which a position was held at any time: held at the close, or held from
+    the previous close into this bar's open, or closed at this bar's close (session close,
+    end of data). That is each trade's entry bar through its exit bar."""
+    held = position != 0
+    exposed = held | np.r_[False, held[:-1]]
+    if len(trades):
+        exposed |= index.isin(pd.DatetimeIndex(trades["exit_time"]))
+    return exposed
+
+
 def _ratio(numerator: float, denominator: float) -> float:
     if denominator == 0 or not np.isfinite(denominator):
         return math.nan
@@ -187,9 +227,17 @@ def compute_statistics(
         ann_vol = math.sqrt(
             max((var + (1 + gmean) ** 2) ** TRADING_DAYS - (1 + gmean) ** (2 * TRADING_DAYS), 0)
         )
-        downside = math.sqrt(float((np.minimum(daily, 0) ** 2).mean()) * TRADING_DAYS)
     else:
-        ann_vol = downside = math.nan
+        ann_vol = math.nan
+    downside = (
+        math.sqrt(float((np.minimum(daily, 0) ** 2).mean()) * TRADING_DAYS)
+        if len(daily)
+        else math.nan
+    )
+    if downside == 0:  # no losing day: unbounded when it gained (as backtesting.py says)
+        sortino = math.inf if ann_return > 0 else math.nan
+    else:
+        sortino = _ratio(ann_return, downside)
     span_s = (times[-1] - times[0]) / 1e9 if len(times) else 0.0
     years = span_s / (365.25 * 86400)
     final = float(values[-1]) if len(values) else capital
@@ -197,13 +245,7 @@ def compute_statistics(
 
     prices = close.to_numpy(np.float64)
     buy_hold = (prices[-1] / prices[0] - 1) if len(prices) else math.nan
-    market = _daily_returns(close)
-    aligned = pd.concat([daily, market], axis=1, join="inner").dropna()
-    beta = (
-        _ratio(np.cov(aligned.iloc[:, 0], aligned.iloc[:, 1])[0, 1], aligned.iloc[:, 1].var())
-        if len(aligned) > 2
-        else math.nan
-    )
+    beta = _beta(values, prices)
     total = final / capital - 1
     alpha = total - beta * buy_hold if np.isfinite(beta) else math.nan
 
@@ -224,7 +266,7 @@ def compute_statistics(
         else math.nan
     )
     exposure = (
-        float(np.count_nonzero(position)) / len(position) * 100
+        _exposed(np.asarray(position), equity.index, trades).mean() * 100
         if position is not None and len(position)
         else math.nan
     )
@@ -248,7 +290,7 @@ def compute_statistics(
         volatility_ann_pct=ann_vol * 100,
         cagr_pct=cagr * 100,
         sharpe=_ratio(ann_return, ann_vol),
-        sortino=_ratio(ann_return, downside),
+        sortino=sortino,
         calmar=_ratio(ann_return, float(dd.max()) if len(dd) else 0.0),
         alpha_pct=alpha * 100,
         beta=beta,
