@@ -20,9 +20,12 @@ from quant_trading.core.ibkr_connection import (
     RequestError,
     stock,
 )
+from quant_trading.core.portfolio_tracker import PortfolioTracker
+from quant_trading.data.market_data_tracker import MarketDataTracker
 from quant_trading.download.downloader import HistoryDownloader
 from quant_trading.simulator.account import AccountConfig
 from quant_trading.simulator.server import Simulator
+from quant_trading.strategy import configure
 
 SAMPLE = Path(__file__).resolve().parent.parent / "market_data"
 WAIT = 10.0  # the longest any step here may take; a hang fails instead of blocking the run
@@ -102,10 +105,14 @@ def test_paper_only_refuses_a_live_account_after_connecting(caplog):
         assert "--live" in guarded.last_error and not guarded.tws_unreachable
         assert not guarded.isConnected()
 
-        # The live tools are paper-only by default (the downloader is one)...
-        downloader = HistoryDownloader(port=sim.port, env_file=None, timeout=WAIT)
-        assert downloader.connect_to_tws() is False
-        assert "live account U7654321" in downloader.last_error
+        # The live tools are paper-only by default...
+        for tool in (HistoryDownloader, PortfolioTracker, MarketDataTracker):
+            extra = {"strategy": configure("MACD", {})} if tool is MarketDataTracker else {}
+            if tool is MarketDataTracker:
+                extra["symbols"] = ["AAPL"]
+            guarded_tool = tool(port=sim.port, env_file=None, timeout=WAIT, **extra)
+            assert guarded_tool.connect_to_tws() is False, tool.__name__
+            assert "live account U7654321" in guarded_tool.last_error
 
         # ...a plain connection (your own script) only when it opts in...
         with connected(client_id=2, port=sim.port) as plain:

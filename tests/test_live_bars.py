@@ -96,3 +96,45 @@ def test_bars_the_feed_did_not_cover_come_from_history(one_minute):
     live.restart_feed()
     done, gaps = feed(live, one_minute.loc[at("2026-10-30 10:20") : at("2026-10-30 10:21")], 5)
     assert done == [] and gaps == {"1m": at("2026-10-30 10:20")}
+
+
+def test_a_bar_is_finished_by_its_last_5_second_bar_so_the_sessions_last_bars_show(one_minute):
+    """At the close no later input comes: the bars must not wait for the next session."""
+    live = LiveBars("AAPL", ["1m", "5m"], configure("MACD", {}))
+    before = one_minute[one_minute.index < at("2026-10-30 15:50")]
+    for tf in ("1m", "5m"):
+        live.add_history(tf, aggregate(before, tf))
+    last = one_minute.loc[at("2026-10-30 15:50") :]
+    feed(live, last.iloc[:1])  # the feed starts at 15:50:00
+    feed(live, last.iloc[1:-1], 55)  # then each minute as its last 5-second bar
+    done, gaps = feed(live, last.iloc[-1:], 55)  # 15:59:55, ending at the 16:00 close
+    assert [(f.timeframe.name, f"{f.bar.time:%H:%M}", f.source) for f in done] == [
+        ("1m", "15:59", "live"),
+        ("5m", "15:55", "live"),
+    ]
+    assert gaps == {}
+    pd.testing.assert_frame_equal(
+        live.timeframes["1m"].frame()[OHLCV], aggregate(one_minute, "1m"), check_freq=False
+    )
+
+
+def test_the_close_finishes_bars_built_from_trades(one_minute):
+    live = LiveBars("AAPL", ["1m", "5m"], configure("MACD", {}))
+    before = one_minute[one_minute.index < at("2026-10-30 15:55")]
+    for tf in ("1m", "5m"):
+        live.add_history(tf, aggregate(before, tf))
+    finished = []
+    for time, row in one_minute.loc[at("2026-10-30 15:55") :].iterrows():
+        start = time.timestamp()  # a trade at the open, the high, the low and the close
+        for offset, price in ((0, row.open), (10, row.high), (20, row.low), (50, row.close)):
+            finished += live.add_trade(start + offset, price, row.volume / 4)[0]
+    assert f"{finished[-1].bar.time:%H:%M}" == "15:58"  # a trade finishes no bar of its own
+    done, gaps = live.close(at("2026-10-30 16:00").timestamp())
+    assert [(f.timeframe.name, f"{f.bar.time:%H:%M}") for f in done] == [
+        ("1m", "15:59"),
+        ("5m", "15:55"),
+    ]
+    assert gaps == {}
+    pd.testing.assert_frame_equal(
+        live.timeframes["5m"].frame()[OHLCV], aggregate(one_minute, "5m"), check_freq=False
+    )

@@ -1,6 +1,8 @@
 """The market data tracker against the simulator: its finished bars and indicator values on
 every timeframe equal the shared core applied to the simulator's source data, also across a
-dropped connection and reconnect, for MACD and any other strategy; its output; its errors."""
+dropped connection and reconnect, for MACD and any other strategy; its output; its errors;
+what a newcomer meets: pacing and drops during the back-fill, TWS's link to IB lost and back,
+the market's close, request ids as in the seed."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 from cli_runner import run_module
 
 from quant_trading.bars import EXCHANGE_TZ, OHLCV, Bar, aggregate
+from quant_trading.core.pacing import PacingLimiter, PacingRules
 from quant_trading.csv_store import read_bars
 from quant_trading.data.live_bars import FinishedBar, LiveBars
 from quant_trading.data.market_data_tracker import (
@@ -23,6 +26,7 @@ from quant_trading.data.market_data_tracker import (
     format_bar,
 )
 from quant_trading.macd import macd
+from quant_trading.simulator.pacing import Pacer, PacingKey, PacingLimits
 from quant_trading.simulator.testing import running_simulator
 from quant_trading.strategy import configure
 from quant_trading.timeframes import parse_timeframe
@@ -94,7 +98,9 @@ def test_live_bars_equal_the_source_across_a_reconnect(simulator, tmp_path):
         output=lines.append,
         env_file=None,
         timeout=10,
+        pacing=PacingLimiter(PacingRules(per_contract=1_000, identical_window=0)),
     )
+    tracker.RECONNECT_BACKOFF = (0.05, 0.5)
     assert tracker.connect_to_tws()
     try:
         assert tracker.resolve_symbols() == []
@@ -136,7 +142,7 @@ def test_cli_prints_quotes_in_the_seed_format_and_bars(simulator):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "MSFT 1m: " in out and " bars of history through " in out
-    assert "Price Update - ReqID: " in out and "(MSFT), LAST: " in out
+    assert "Price Update - ReqID: 1 (MSFT), LAST: " in out  # the seed's ids: 1 for the first
     assert "Size Update - ReqID: " in out and "Bar  1m MSFT" in out
 
 
@@ -311,3 +317,291 @@ def test_csv_dir_keeps_the_strategy_columns(tmp_path):
     stored = read_bars(path, indicators=config.columns)
     want = config.compute(bars)["RSI"]
     np.testing.assert_allclose(stored["RSI"], want, rtol=0, atol=1e-9, equal_nan=True)
+
+
+# --- faults a newcomer meets: pacing, drops, link loss, the close; request ids -------------
+
+LAST_SESSION = "2026-10-30"
+
+
+def at(text: str) -> float:
+    """Epoch seconds of a New York time."""
+    return pd.Timestamp(text, tz=EXCHANGE_TZ).timestamp()
+
+
+class FakeClock:
+    """Time that passes only when something sleeps on it: pacing waits cost nothing."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def macd_on(timeframe: str):
+    return configure("MACD", {"MACD_TIMEFRAME": timeframe})
+
+
+def quick_tracker(sim, lines: list[str], symbols=("AAPL",), timeframes=("1m",), **options):
+    """A tracker on ``sim`` that hardly paces itself (the simulators below do not pace) and
+    reconnects within a fraction of a second."""
+    options.setdefault("quiet", True)
+    options.setdefault("pacing", PacingLimiter(PacingRules(per_contract=1_000, identical_window=0)))
+    options.setdefault("output", lines.append)
+    silences = {k: options.pop(k) for k in ("closed_after", "stale_after") if k in options}
+    tracker = MarketDataTracker(
+        list(symbols),
+        list(timeframes),
+        strategy=macd_on(timeframes[0]),
+        port=sim.port,
+        env_file=None,
+        timeout=10,
+        **options,
+    )
+    for name, seconds in silences.items():  # how long a silence is, in seconds
+        setattr(tracker, name, seconds)
+    tracker.RECONNECT_BACKOFF = (0.05, 0.5)
+    return tracker
+
+
+def unpaced(**config):
+    """A simulator that does not pace history (these tests are not about pacing)."""
+    return running_simulator(data_dir=SAMPLE, pacing=PacingLimits(enabled=False), **config)
+
+
+def assert_1m_bars_match_source(tracker: MarketDataTracker, symbol: str) -> None:
+    got = tracker.live[symbol].timeframes["1m"].frame()
+    want = expected_bars(symbol, "1m").loc[got.index[0] : got.index[-1]]
+    pd.testing.assert_index_equal(got.index, want.index, check_names=False)  # none lost/doubled
+    np.testing.assert_allclose(got[OHLCV], want[OHLCV], rtol=0, atol=1e-6)
+
+
+def test_backfill_waits_out_pacing_violations_with_backoff():
+    """The README's order: the downloader used up TWS's 60 history requests per 10 minutes,
+    then the tracker starts. It must wait (2, 4, 8 ... s) and go on, not exit on error 162."""
+    clock = FakeClock()
+    with running_simulator(data_dir=SAMPLE, speed=120.0) as sim:
+        # IB's rules for every bar size (as the simulator's --pace-all-bar-sizes), on the
+        # fake clock
+        sim.pacer = Pacer(PacingLimits(all_bar_sizes=True), clock=clock.time)
+        for n in range(60):  # an earlier download's requests, in this 10-minute window
+            sim.pacer.check(PacingKey(("download", n), 300), ("AAPL", "SMART", "TRADES"))
+        lines: list[str] = []
+        tracker = quick_tracker(
+            sim,
+            lines,
+            pacing=PacingLimiter(clock=clock.time, sleep=clock.sleep),
+        )
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+        finally:
+            tracker.disconnect_from_tws()
+    retries = [line for line in lines if "error 162" in line]
+    assert retries[0] == (
+        "AAPL 1m: TWS refused the history request for pacing (error 162) (IB allows 60 "
+        "history requests in 10 minutes, counting every tool); retrying in 2 s"
+    )
+    waits = [float(re.search(r"retrying in (\d+) s$", line)[1]) for line in retries]
+    assert waits[:6] == [2, 4, 8, 16, 32, 60] and set(waits[6:]) <= {60}
+    assert clock.now - 1_000.0 >= 600  # it waited (on the fake clock) for the window to pass
+    history = int(re.search(r"^AAPL 1m: (\d+) bars of history", "\n".join(lines), re.M)[1])
+    assert history >= MIN_HISTORY_BARS
+
+
+def test_backfill_goes_on_after_the_connection_drops():
+    lines: list[str] = []
+    with unpaced(speed=120.0) as sim:
+        dropped = threading.Event()
+
+        def output(line: str) -> None:
+            lines.append(line)
+            if line.startswith("AAPL 1m: ") and not dropped.is_set():
+                dropped.set()  # TWS goes away between AAPL's history and MSFT's
+                sim.drop_connections()
+
+        tracker = quick_tracker(sim, lines, symbols=("AAPL", "MSFT"), output=output)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            assert dropped.is_set()
+            tracker.subscribe()
+            track_until(
+                tracker,
+                lambda: (
+                    {f.symbol for f in tracker.finished if f.source == "live"} == {"AAPL", "MSFT"}
+                ),
+                timeout=30,
+            )
+        finally:
+            tracker.disconnect_from_tws()
+    text = "\n".join(lines)
+    assert "MSFT 1m: connection to TWS lost; retrying once it is back" in text
+    assert "Reconnected; continuing the back-fill" in text
+    assert re.search(r"^MSFT 1m: \d+ bars of history", text, re.M)
+    # the loss was before the subscriptions: nothing is subscribed twice
+    assert "Reconnected; resubscribing" not in text
+    for symbol in ("AAPL", "MSFT"):
+        assert_1m_bars_match_source(tracker, symbol)
+
+
+def test_quote_request_ids_start_at_1_in_symbol_order_and_stay_after_a_reconnect():
+    lines: list[str] = []
+
+    def ids(seen: list[str]) -> set[tuple[str, str]]:
+        return set(re.findall(r" - ReqID: (\d+) \((\w+)\)", "\n".join(seen)))
+
+    with unpaced(speed=120.0) as sim:
+        tracker = quick_tracker(sim, lines, symbols=("MSFT", "AAPL"), quiet=False)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            tracker.subscribe()
+            track_until(tracker, lambda: len(ids(lines)) == 2, timeout=30)
+            assert ids(lines) == {("1", "MSFT"), ("2", "AAPL")}
+            sim.drop_connections()
+            track_until(tracker, lambda: any("Reconnected" in line for line in lines))
+            since = len(lines)
+            track_until(tracker, lambda: len(ids(lines[since:])) == 2, timeout=30)
+        finally:
+            tracker.disconnect_from_tws()
+    assert ids(lines[since:]) == {("1", "MSFT"), ("2", "AAPL")}
+
+
+def test_link_loss_and_its_restoration_are_told_and_no_bar_is_lost():
+    lines: list[str] = []
+
+    def more_live_bars(count: int) -> None:
+        target = sum(f.source == "live" for f in tracker.finished) + count
+        track_until(tracker, lambda: sum(f.source == "live" for f in tracker.finished) >= target)
+
+    def seen(text: str) -> bool:
+        return any(text in line for line in lines)
+
+    with unpaced(speed=120.0) as sim:
+        tracker = quick_tracker(sim, lines)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            tracker.subscribe()
+            for data_lost in (False, True):
+                more_live_bars(2)
+                before = len(lines)
+                sim.lose_link()
+                track_until(tracker, lambda: seen("TWS lost its connection to IB"))
+                sim.restore_link(data_lost=data_lost)
+                track_until(tracker, lambda: seen("TWS's connection to IB is back"))
+                more_live_bars(3)
+                told = [line for line in lines[before:] if "TWS" in line]
+                assert told == [
+                    "TWS lost its connection to IB; waiting for it to come back...",
+                    "TWS's connection to IB is back (data lost); resubscribing and filling "
+                    "missed bars from history"
+                    if data_lost
+                    else "TWS's connection to IB is back (data maintained); missed bars come "
+                    "from history",
+                ]
+        finally:
+            tracker.disconnect_from_tws()
+    assert not any("Reconnected" in line for line in lines)  # the socket never dropped
+    assert_1m_bars_match_source(tracker, "AAPL")
+
+
+def test_the_close_is_told_once_and_finishes_the_sessions_last_bars():
+    lines: list[str] = []
+    with unpaced(speed=60.0, start=at(f"{LAST_SESSION} 15:56")) as sim:
+        tracker = quick_tracker(sim, lines, timeframes=("1m", "5m"), closed_after=0.5)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            tracker.subscribe()
+            track_until(tracker, lambda: any("market closed" in line for line in lines))
+            tracker.track(duration=1.0)  # more silence: still said once
+        finally:
+            tracker.disconnect_from_tws()
+    closed = [line for line in lines if "market closed" in line]
+    assert closed == ["AAPL: no trades since 16:00, market closed"]
+    last = {f.timeframe.name: f for f in tracker.finished}
+    # the session's last bars are shown at the close, before it is said
+    assert (f"{last['1m'].bar.time:%H:%M}", f"{last['5m'].bar.time:%H:%M}") == ("15:59", "15:55")
+    assert any(f.source == "live" for f in tracker.finished)
+    assert lines.index(closed[0]) > lines.index(format_bar(last["1m"], tracker.strategy))
+    assert_1m_bars_match_source(tracker, "AAPL")
+
+
+def test_started_after_the_close_it_says_so_with_the_sessions_last_bar():
+    lines: list[str] = []
+    with unpaced(speed=60.0, start=at(f"{LAST_SESSION} 18:00")) as sim:
+        tracker = quick_tracker(sim, lines, closed_after=0.5)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            tracker.subscribe()
+            track_until(tracker, lambda: any("market closed" in line for line in lines))
+        finally:
+            tracker.disconnect_from_tws()
+    assert lines[-1] == "AAPL: no trades since 16:00, market closed"
+    assert lines[-2].startswith(f"Bar  1m AAPL   {LAST_SESSION} 15:59  O 312.43 H 312.44")
+    assert_1m_bars_match_source(tracker, "AAPL")
+
+
+def test_a_close_during_the_backfill_is_told_and_the_sessions_rest_comes_from_history():
+    """As after a long wait on pacing: the market closed before the live feed began."""
+    lines: list[str] = []
+    with unpaced(speed=0.0, start=at(f"{LAST_SESSION} 12:24:30")) as sim:
+        tracker = quick_tracker(sim, lines, timeframes=("1m", "5m"), closed_after=0.5)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            sim.clock.jump(at(f"{LAST_SESSION} 17:00"))  # the close passes, unseen by the feed
+            tracker.subscribe()
+            track_until(tracker, lambda: any("market closed" in line for line in lines))
+        finally:
+            tracker.disconnect_from_tws()
+    assert lines[-1] == "AAPL: no trades since 16:00, market closed"
+    frames = {tf: tracker.live["AAPL"].timeframes[tf].frame() for tf in ("1m", "5m")}
+    assert (f"{frames['1m'].index[-1]:%H:%M}", f"{frames['5m'].index[-1]:%H:%M}") == (
+        "15:59",
+        "15:55",
+    )
+    assert_1m_bars_match_source(tracker, "AAPL")  # 12:24 .. 15:59 included, once each
+
+
+def test_a_feed_silent_for_minutes_is_told_as_closed():
+    """Real-time bars come every 5 s while the market trades; the frozen simulator sends
+    none (as TWS on a holiday or after an early close)."""
+    lines: list[str] = []
+    with unpaced(speed=0.0, start=at(f"{LAST_SESSION} 11:00")) as sim:
+        tracker = quick_tracker(sim, lines, stale_after=0.5)
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            tracker.subscribe()
+            track_until(tracker, lambda: any("market closed" in line for line in lines))
+        finally:
+            tracker.disconnect_from_tws()
+    assert lines[-1] == "AAPL: no trades since 11:00, market closed"
+    assert not any(f.source == "live" for f in tracker.finished)
+
+
+def test_a_timeframe_that_does_not_divide_a_day_is_one_line():
+    result = tracker_cli("--timeframes", "7", "--symbols", "AAPL")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (
+        "market_data_tracker: error: cannot track 7m bars: live bars are whole minutes that "
+        "divide a day (1m, 3m, 5m, 10m, 15m, 30m, 1h, ...)\n"
+    )

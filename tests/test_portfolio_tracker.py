@@ -4,15 +4,23 @@ would: the CLI's text and JSON must show what the simulator's account says."""
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from cli_runner import run_module
 
-from quant_trading.core.ibkr_connection import ConnectionConfigError, IBKRConnection
+from quant_trading.core.ibkr_connection import ConnectionConfigError, IBKRConnection, RequestError
+from quant_trading.core.portfolio_tracker import PortfolioTracker
 from quant_trading.simulator.server import Simulator
+from quant_trading.simulator.testing import running_simulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "market_data"
@@ -148,8 +156,8 @@ def test_settings_come_from_arguments_then_environment_then_env_file(tmp_path, m
         monkeypatch.delenv(name, raising=False)
     settings = IBKRConnection(env_file=env_file).settings
     assert (settings.host, settings.port, settings.client_id) == ("127.0.0.2", 4002, 9)
-    monkeypatch.setenv("IBKR_PORT", "4001")
-    assert IBKRConnection(env_file=env_file).settings.port == 4001
+    monkeypatch.setenv("IBKR_PORT", "7498")
+    assert IBKRConnection(env_file=env_file).settings.port == 7498
     assert IBKRConnection(port=7497, client_id=5, env_file=env_file).settings.client_id == 5
     assert IBKRConnection(env_file=None).settings.client_id == IBKRConnection.DEFAULT_CLIENT_ID
 
@@ -172,3 +180,121 @@ def test_seed_usage_example(simulator):
     trader.disconnect_from_tws()
     assert seen == [[simulator.account.account]]
     assert not trader.isConnected()
+
+
+# --- a dropped connection: snapshot() fails fast, --watch rides it out -------------------
+
+
+class Lines:
+    """A running process's stdout and stderr lines, read in threads so a test can wait for
+    a line with a timeout instead of blocking on the pipe."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
+        for name, stream in (("out", process.stdout), ("err", process.stderr)):
+            threading.Thread(target=self._read, args=(name, stream), daemon=True).start()
+
+    def _read(self, name: str, stream) -> None:
+        for line in stream:
+            self.queue.put((name, line.rstrip("\n")))
+
+    def next(self, timeout: float = 20.0) -> tuple[str, str]:
+        """The next line as (stream, text); fails after ``timeout`` seconds."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout} s") from None
+
+    def json_document(self, timeout: float = 20.0) -> dict:
+        """The next JSON document on stdout (skipping stderr lines)."""
+        text = []
+        while True:
+            stream, line = self.next(timeout)
+            if stream == "out":
+                text.append(line)
+                if line == "}":
+                    return json.loads("\n".join(text))
+
+
+def test_snapshot_without_a_connection_fails_at_once(simulator):
+    never = PortfolioTracker(port=simulator.port, env_file=None, timeout=5)
+    with pytest.raises(RequestError) as failure:
+        never.snapshot()  # before connecting
+    assert (failure.value.code, failure.value.message) == (504, "not connected to TWS")
+
+    with running_simulator(data_dir=SAMPLE, speed=0.0) as sim:
+        dropped = PortfolioTracker(port=sim.port, env_file=None, timeout=5)
+        assert dropped.connect_to_tws()
+        try:
+            assert dropped.snapshot().account == sim.account.account
+            sim.drop_connections()
+            deadline = time.monotonic() + 5
+            while dropped.isConnected():  # the reader thread sees the socket close
+                assert time.monotonic() < deadline, "the drop was not seen"
+                time.sleep(0.01)
+            with pytest.raises(RequestError) as failure:
+                dropped.snapshot()
+        finally:
+            dropped.disconnect_from_tws()
+    assert (failure.value.code, failure.value.message) == (504, "not connected to TWS")
+
+
+def test_watch_notices_a_drop_at_once_reconnects_and_goes_on():
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    stop = threading.Event()
+    with running_simulator(data_dir=SAMPLE, speed=0.0) as sim:
+        tracker = PortfolioTracker(port=sim.port, env_file=None, timeout=10, auto_reconnect=True)
+        tracker.RECONNECT_BACKOFF = (0.05, 0.5)
+        watching = threading.Thread(
+            target=lambda: tracker.watch(
+                3600,  # refreshes an hour apart: whatever follows the drop is the drop's doing
+                lambda snap: events.put(("snapshot", snap)),
+                lambda text: events.put(("notice", text)),
+                stop=stop,
+                timeout=10,
+            ),
+            daemon=True,
+        )
+        try:
+            assert tracker.connect_to_tws()
+            watching.start()
+            assert events.get(timeout=10)[0] == "snapshot"
+            sim.drop_connections()
+            assert events.get(timeout=10) == ("notice", "connection to TWS lost; reconnecting...")
+            assert events.get(timeout=10) == ("notice", "reconnected to TWS")
+            kind, snap = events.get(timeout=10)
+        finally:
+            stop.set()
+            if watching.is_alive():
+                watching.join(10)
+            tracker.disconnect_from_tws()
+    assert not watching.is_alive()
+    assert kind == "snapshot" and snap.account == sim.account.account
+    assert {p.symbol for p in snap.positions} == {p.symbol for p in sim.account.positions}
+
+
+def test_cli_watch_goes_on_after_a_dropped_connection():
+    with running_simulator(data_dir=SAMPLE, speed=0.0) as sim:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("IBKR_")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "quant_trading.core.portfolio_tracker", "--port",
+             str(sim.port), "--json", "--watch", "3600", "--timeout", "10"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+            env=environment,
+        )  # fmt: skip
+        try:
+            output = Lines(process)
+            assert output.json_document()["account"] == sim.account.account
+            sim.drop_connections()
+            assert output.next() == (
+                "err",
+                "portfolio_tracker: connection to TWS lost; reconnecting...",
+            )
+            assert output.next() == ("err", "portfolio_tracker: reconnected to TWS")
+            assert output.json_document()["account"] == sim.account.account
+            process.send_signal(signal.SIGINT)  # Ctrl-C ends a watch cleanly
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)

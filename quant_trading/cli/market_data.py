@@ -71,7 +71,7 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--csv-dir",
         help="keep <SYMBOL>_<tf>_bars_macd.csv here up to date with the finished bars and the "
-        "strategy's indicators",
+        "strategy's indicators (default: no files are written)",
     )
     p.add_argument(
         "--duration",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Sequence
 
 import orjson
@@ -121,7 +120,10 @@ def _parser() -> ArgumentParser:
     p.add_argument("--account", help="account id (default: the first managed account)")
     p.add_argument("--json", action="store_true", help="print one JSON document, not the summary")
     p.add_argument(
-        "--watch", type=positive_float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C"
+        "--watch",
+        type=positive_float,
+        metavar="SECONDS",
+        help="refresh every SECONDS until Ctrl-C (default: print once and exit)",
     )
     add_connection_arguments(p, PortfolioTracker.DEFAULT_CLIENT_ID)
     return p
@@ -135,22 +137,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracker = PortfolioTracker(
             client_id=args.client_id, host=args.host, port=args.port,
             timeout=args.timeout, allow_live=args.live, account=args.account,
+            auto_reconnect=bool(args.watch),  # --watch rides out a dropped connection
         )  # fmt: skip
     except ConnectionConfigError as exc:
         return fail(PROG, str(exc), 2)
     if not tracker.connect_to_tws():
         return connection_failed(PROG, tracker.last_error, tracker.tws_unreachable, TROUBLESHOOTING)
+
+    def show(snap: PortfolioSnapshot) -> None:
+        if args.json:
+            print(orjson.dumps(snap.as_dict(), option=orjson.OPT_INDENT_2).decode(), flush=True)
+        else:
+            print(format_snapshot(snap), flush=True)
+
+    def notice(text: str) -> None:
+        # stderr: with --json, stdout stays a stream of JSON documents
+        print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
     try:
-        while True:
-            snap = tracker.snapshot(timeout=args.timeout)
-            if args.json:
-                print(orjson.dumps(snap.as_dict(), option=orjson.OPT_INDENT_2).decode())
-            else:
-                print(format_snapshot(snap))
-            if not args.watch:
-                return 0
-            sys.stdout.flush()
-            time.sleep(args.watch)
+        if args.watch:
+            tracker.watch(args.watch, show, notice, timeout=args.timeout)
+        else:
+            show(tracker.snapshot(timeout=args.timeout))
+        return 0
     except (RequestError, RequestTimeout) as exc:
         return fail(PROG, str(exc), 1)
     except KeyboardInterrupt:

@@ -3,7 +3,9 @@
     python -m quant_trading.core.portfolio_tracker [--json] [--watch SECONDS]
 
 Library use: ``PortfolioTracker(...).snapshot()`` returns a :class:`PortfolioSnapshot` of
-typed records for other tools to reuse. Read-only: nothing here places orders.
+typed records for other tools to reuse; :meth:`PortfolioTracker.watch` refreshes it on a
+schedule and rides out a dropped connection (it notices at once, reconnects with backoff and
+goes on). Read-only: nothing here places orders.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from .ibkr_connection import (
+    NOT_CONNECTED,
     IBKRConnection,
     RequestError,
+    RequestTimeout,
 )
 
 __all__ = [
@@ -165,42 +171,137 @@ def _number(value) -> float:
 
 
 class PortfolioTracker(IBKRConnection):
-    """Reads the account: :meth:`snapshot` downloads values, positions and holdings."""
+    """Reads the account: :meth:`snapshot` downloads values, positions and holdings;
+    :meth:`watch` does it every few seconds (pass ``auto_reconnect=True`` to ride out a
+    dropped connection)."""
 
     DEFAULT_CLIENT_ID = 11
+    PAPER_ONLY = True  # read-only, but a live account still needs --live
 
     def __init__(self, *args, account: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
         self._lock = threading.Lock()
         self._snapshot: PortfolioSnapshot | None = None
+        # Connections so far (bumped by every reconnect) and whether the socket is down:
+        # watch() waits on this condition, so a drop or a reconnect wakes it at once.
+        self._state = threading.Condition()
+        self._generation = 0
+        self._dropped = False
 
     def snapshot(
         self, account: str | None = None, timeout: float | None = None
     ) -> PortfolioSnapshot:
         """Download the account (``reqAccountUpdates`` until ``accountDownloadEnd``) and
-        its positions (``reqPositions`` until ``positionEnd``). Needs a connection."""
+        its positions (``reqPositions`` until ``positionEnd``). Needs a connection: without
+        one it raises :class:`RequestError` (504) at once instead of waiting for an answer
+        that cannot come."""
         account = account or self.account or (self.accounts[0] if self.accounts else "")
         if self.accounts and account not in self.accounts:
             raise RequestError(-1, 321, f"account {account!r} is not managed by this login "
                                         f"({', '.join(self.accounts)})")  # fmt: skip
+        if not self.isConnected():  # nothing would answer: say so now, not after a timeout
+            raise RequestError(-1, NOT_CONNECTED, "not connected to TWS")
         with self._lock:
             self._snapshot = PortfolioSnapshot(account=account, account_time="")
-            updates = self.start_request(_ACCOUNT_UPDATES)
-            self.reqAccountUpdates(True, account)
             try:
-                self.wait(updates, timeout)
+                updates = self.start_request(_ACCOUNT_UPDATES)
+                self.reqAccountUpdates(True, account)
+                try:
+                    self.wait(updates, timeout)
+                finally:
+                    if self.isConnected():  # nothing to cancel on a lost connection
+                        self.reqAccountUpdates(False, account)
+                positions = self.start_request(_POSITIONS)
+                self.reqPositions()
+                try:
+                    self.wait(positions, timeout)
+                finally:
+                    if self.isConnected():
+                        self.cancelPositions()
+                snap = self._snapshot
             finally:
-                self.reqAccountUpdates(False, account)
-            positions = self.start_request(_POSITIONS)
-            self.reqPositions()
-            try:
-                self.wait(positions, timeout)
-            finally:
-                self.cancelPositions()
-            snap, self._snapshot = self._snapshot, None
+                self._snapshot = None
         snap.positions = [p for p in positions.items if p.account == account and p.quantity != 0]
         return snap
+
+    def watch(
+        self,
+        every: float,
+        show: Callable[[PortfolioSnapshot], None],
+        notice: Callable[[str], None] = print,
+        *,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Call ``show(snapshot)`` every ``every`` seconds until ``stop`` is set (or
+        Ctrl-C). A dropped connection is noticed at once, also between refreshes, and told
+        through ``notice``; with ``auto_reconnect`` it waits for the reconnect (made with
+        backoff by the connection), says so, and refreshes right away. Without
+        ``auto_reconnect`` the loss is raised as :class:`RequestError`. Other request errors
+        are raised."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            generation = self._generation
+            try:
+                snap = self.snapshot(timeout=timeout)
+            except (RequestError, RequestTimeout) as exc:
+                if self.isConnected() and not (
+                    isinstance(exc, RequestError) and exc.code == NOT_CONNECTED
+                ):
+                    raise
+                self._ride_out(generation, notice, stop)
+                continue
+            show(snap)
+            due = time.monotonic() + every
+            with self._state:
+                # Wake early for a drop (told and ridden out next), even one already
+                # reconnected (a newer generation), or for stop.
+                while not stop.is_set() and self._up(generation):
+                    left = due - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._state.wait(min(left, 0.25))
+            if not stop.is_set() and not self._up(generation):
+                self._ride_out(generation, notice, stop)
+
+    def _up(self, generation: int) -> bool:
+        """The connection of ``generation`` is still up."""
+        return not self._dropped and self._generation == generation and self.isConnected()
+
+    def _ride_out(
+        self, generation: int, notice: Callable[[str], None], stop: threading.Event
+    ) -> None:
+        """The connection dropped: say so, and wait until it is back (a reconnect newer
+        than ``generation``) or ``stop``."""
+        if not self.auto_reconnect:
+            raise RequestError(-1, NOT_CONNECTED, "the connection to TWS was lost")
+        notice("connection to TWS lost; reconnecting...")
+        with self._state:
+            while not stop.is_set() and not (self._generation > generation and self.isConnected()):
+                self._state.wait(0.25)
+        if not stop.is_set():
+            notice("reconnected to TWS")
+
+    # ----------------------------------------------------- connection hooks
+    def on_connection_lost(self, reason: str) -> None:
+        """Wake :meth:`watch` when the socket drops (a link loss inside TWS, 1100, keeps the
+        socket and the account data)."""
+        if self.isConnected():
+            return
+        with self._state:
+            self._dropped = True
+            self._state.notify_all()
+
+    def resubscribe(self) -> None:
+        """After a reconnect: wake :meth:`watch` (it subscribes anew with every refresh).
+        Also called for TWS's "link restored, data lost" (1101), where the socket never
+        dropped: that is no new connection."""
+        with self._state:
+            if self._dropped:  # set by on_connection_lost before any reconnect starts
+                self._generation += 1
+                self._dropped = False
+                self._state.notify_all()
 
     # ------------------------------------------------------------ callbacks
     def updateAccountValue(self, key: str, val: str, currency: str, accountName: str) -> None:  # noqa: N802, N803

@@ -113,32 +113,73 @@ class LiveBars:
         return out
 
     def add_realtime_bar(
-        self, time: float, open: float, high: float, low: float, close: float, volume: float
+        self,
+        time: float,
+        open: float,
+        high: float,
+        low: float,
+        close: float,
+        volume: float,
+        seconds: float = 5.0,
     ) -> tuple[list[FinishedBar], dict[str, pd.Timestamp]]:
-        """Feed one 5-second bar (epoch seconds). Returns the bars it finished and, per
-        timeframe name, the start of a finished bar the feed did not fully cover (fetch
-        history through it and pass it to :meth:`add_history`)."""
+        """Feed one ``seconds``-long bar starting at epoch ``time`` (IB's 5-second bar).
+        Returns the bars it finished and, per timeframe name, the start of a finished bar the
+        feed did not fully cover (fetch history through it and pass it to
+        :meth:`add_history`).
+
+        A bar that ends with this input is finished at once: IB sends 5-second bars in order,
+        so nothing later can fall into it. That way a bar shows when its time is up, and the
+        session's last bars show at the close instead of the next morning."""
         if time < self.live_since:
             self.live_since = time
-        finished, gaps = [], {}
+        finished: list[FinishedBar] = []
+        gaps: dict[str, pd.Timestamp] = {}
         for name, tf in self.timeframes.items():
             bar = tf.aggregator.add_bar(time, open, high, low, close, volume)
-            if bar is None:
-                continue
-            if bar.time.timestamp() < self.live_since or self._missing_before(tf, bar):
-                gaps[name] = bar.time
-                continue
-            added = tf.append(bar, self.symbol, "live")
-            if added is not None:
-                finished.append(added)
+            if bar is not None:
+                self._finish(name, tf, bar, finished, gaps)
+            if seconds > 0:
+                done = tf.aggregator.flush(time + seconds)
+                if done is not None:
+                    self._finish(name, tf, done, finished, gaps)
         return finished, gaps
 
     def add_trade(
         self, time: float, price: float, size: float
     ) -> tuple[list[FinishedBar], dict[str, pd.Timestamp]]:
         """Like :meth:`add_realtime_bar` for a single trade (delayed data has no 5-second
-        bars, only ticks)."""
-        return self.add_realtime_bar(time, price, price, price, price, size)
+        bars, only ticks). A trade finishes no bar of its own: more may follow in its
+        second."""
+        return self.add_realtime_bar(time, price, price, price, price, size, seconds=0.0)
+
+    def close(self, through: float) -> tuple[list[FinishedBar], dict[str, pd.Timestamp]]:
+        """The market closed at epoch ``through``: finish every open bar that ends by then
+        (with trades as input nothing else would finish them before the next session).
+        Returns what :meth:`add_realtime_bar` returns."""
+        finished: list[FinishedBar] = []
+        gaps: dict[str, pd.Timestamp] = {}
+        for name, tf in self.timeframes.items():
+            done = tf.aggregator.flush(through)
+            if done is not None:
+                self._finish(name, tf, done, finished, gaps)
+        return finished, gaps
+
+    def _finish(
+        self,
+        name: str,
+        tf: TimeframeBars,
+        bar: Bar,
+        finished: list[FinishedBar],
+        gaps: dict[str, pd.Timestamp],
+    ) -> None:
+        """Append a bar the aggregator finished, or mark it as a gap for history when the
+        feed did not see all of it."""
+        if bar.time.timestamp() < self.live_since or self._missing_before(tf, bar):
+            gaps[name] = bar.time
+            return
+        added = tf.append(bar, self.symbol, "live")
+        if added is not None:
+            finished.append(added)
 
     @staticmethod
     def _missing_before(tf: TimeframeBars, bar: Bar) -> bool:

@@ -12,6 +12,12 @@ what the backtest computes on the same bars. Live bars come from IB's 5-second r
 (exact OHLCV); bars that the live feed did not cover from their first second (the first one,
 and any after a reconnect) are taken from history instead, so no bar is lost or doubled.
 Ticks are printed for display. Read-only: it places no orders.
+
+What it survives: TWS pacing the back-fill (error 162) or the connection dropping during it
+(retried with a backoff); a dropped socket (reconnects, resubscribes with the same request
+ids, fills the missed bars from history); TWS losing its link to IB (1100, then 1101 or 1102:
+said, and the missed bars filled); the market closing (said once, with the time of the last
+trade; the session's last bars are finished at the close).
 """
 
 from __future__ import annotations
@@ -21,19 +27,25 @@ import logging
 import math
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 from ibapi.ticktype import TickTypeEnum
 
 from ..bars import EXCHANGE_TZ, aggregate
 from ..core.ibkr_connection import (
+    LINK_RESTORED,
+    LINK_RESTORED_DATA_LOST,
+    NOT_CONNECTED,
     IBKRConnection,
     RequestError,
     RequestTimeout,
+    split_error_args,
     stock,
 )
 from ..core.pacing import PacingLimiter
@@ -42,7 +54,7 @@ from ..strategy import StrategyConfig
 from ..timeframes import IB_BAR_SIZES, IB_MAX_DURATION, Timeframe, TimeframeError, parse_timeframe
 from .live_bars import FinishedBar, LiveBars
 
-__all__ = ["MarketDataTracker", "format_bar", "MIN_HISTORY_BARS"]
+__all__ = ["MarketDataTracker", "format_bar", "MIN_HISTORY_BARS", "CLOSED_AFTER", "STALE_AFTER"]
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +69,39 @@ _HISTORY_SIZES = sorted(
 )
 NO_SUBSCRIPTION = (354, 10167)
 _SESSION_OPEN = datetime.time(9, 30)
+_SESSION_CLOSE = datetime.time(16, 0)
 _SIDES = {1: "LONG", -1: "SHORT", 0: "FLAT"}
+#: Seconds without a 5-second bar after which TWS's clock is asked whether the session has
+#: closed: real-time bars come every 5 s while the market is open, and stop outside regular
+#: hours.
+CLOSED_AFTER = 15.0
+#: Seconds without a 5-second bar after which the market is called closed whatever the
+#: clock says (an early close, a halt: IB sends real-time bars only while it trades).
+STALE_AFTER = 600.0
+#: Request ids: quotes are 1, 2, ... in symbol order (the ids printed), real-time bars
+#: _BAR_IDS + 1, ..., contract and history requests _INTERNAL_IDS + 1, ... So the printed ids
+#: start at 1 and stay the same across reconnects.
+_BAR_IDS = 10_000
+_INTERNAL_IDS = 1_000_000
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class _Event:
-    kind: str  # "tick", "bar", "lost", "resubscribe", "nodata"
+    kind: str  # "tick", "bar", "trade", "nodata", "lost", "resubscribe", "restored"
     req_id: int
     payload: tuple = ()
+
+
+@dataclass
+class _Activity:
+    """When a symbol's feed was last heard from, for telling that its market closed."""
+
+    data_until: float | None  # epoch seconds up to which the market's data has come
+    heard: float  # the tracker's clock when it came
+    asked: float = -math.inf  # the tracker's clock when TWS's clock was last asked
+    reported: bool = False  # "market closed" already said for this silence
 
 
 def format_bar(item: FinishedBar, strategy: StrategyConfig) -> str:
@@ -100,9 +137,21 @@ def _number(value: float, style: str) -> str:
 
 class MarketDataTracker(IBKRConnection):
     """Streams quotes and builds live bars for a list of symbols, each timeframe running
-    ``strategy`` (whose own timeframe is always tracked)."""
+    ``strategy`` (whose own timeframe is always tracked).
+
+    ``pacing`` paces history requests and sleeps the back-fill's backoff after a pacing
+    violation (give it a fake clock and sleep in tests). ``clock`` (seconds, monotonic)
+    measures how long a symbol's feed has been silent: after ``closed_after`` seconds, if
+    TWS's clock is past that session's close, or after ``stale_after`` seconds in any case,
+    it says "no trades since HH:MM, market closed"."""
 
     DEFAULT_CLIENT_ID = 12
+    PAPER_ONLY = True  # read-only, but a live account still needs --live
+    #: The back-fill's retries after a 162 pacing violation or a lost connection: wait 2, 4,
+    #: ... 60 s between tries, PACING_RETRIES tries, about 11 minutes in all (as the
+    #: downloader), longer than IB's 10-minute pacing window that other tools may have used.
+    PACING_BACKOFF = (2.0, 60.0)
+    PACING_RETRIES = 16
 
     def __init__(
         self,
@@ -117,11 +166,16 @@ class MarketDataTracker(IBKRConnection):
         csv_dir: str | Path | None = None,
         output: Callable[[str], None] = print,
         pacing: PacingLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        closed_after: float = CLOSED_AFTER,
+        stale_after: float = STALE_AFTER,
         **connection,
     ) -> None:
         connection.setdefault("auto_reconnect", True)
         super().__init__(**connection)
         self.symbols = [s.upper() for s in symbols]
+        if len(self.symbols) >= _BAR_IDS:
+            raise ValueError(f"too many symbols ({len(self.symbols)}): at most {_BAR_IDS - 1}")
         self.strategy = strategy
         self.timeframes = _tracked(timeframes, strategy.timeframe)
         self.exchange, self.currency = exchange, currency
@@ -129,24 +183,52 @@ class MarketDataTracker(IBKRConnection):
         self.csv_dir = Path(csv_dir) if csv_dir else None
         self.output = output
         self.pacing = pacing or PacingLimiter()
+        self.clock = clock
+        self.closed_after, self.stale_after = closed_after, stale_after
         self.contracts: dict[str, object] = {}
         self.live: dict[str, LiveBars] = {}
         self.finished: list[FinishedBar] = []
         self._events: queue.Queue[_Event] = queue.Queue()
         self._tick_ids: dict[int, str] = {}
         self._bar_ids: dict[int, str] = {}
+        self._failed_ids: set[int] = set()  # requests TWS refused (354): nothing to cancel
         self._from_ticks: set[str] = set()  # symbols whose bars come from (delayed) ticks
         self._quotes: dict[str, dict[str, float]] = {}
         self._csv: dict[tuple[str, str], pd.DataFrame] = {}
+        # Connections so far: bumped by every reconnect (reconnect thread), read by the
+        # back-fill's retries and to tell stale connection events from current ones.
+        self._generation = 0
+        self._reconnected = threading.Condition()
+        self._subscribed_in: int | None = None  # the generation subscribe() last ran in
+        self._link_down = False  # TWS lost its link to IB (1100) and it is not back yet
+        self._socket_down = False  # our socket to TWS dropped and is not back yet
+        self._local = threading.local()  # which TWS error is being routed (reader thread)
+        self._activity: dict[str, _Activity] = {}
 
     # ---------------------------------------------------------------- setup
+    def next_request_id(self) -> int:
+        """Ids for contract and history requests: above the market data lines' ids, which
+        are fixed per symbol (see :meth:`market_data_id`)."""
+        return _INTERNAL_IDS + super().next_request_id()
+
+    def market_data_id(self, symbol: str) -> int:
+        """The request id of ``symbol``'s quotes, as printed (``ReqID: 1`` for the first
+        symbol, 2 for the second ...): the same after every reconnect."""
+        return self.symbols.index(symbol) + 1
+
+    def _realtime_bars_id(self, symbol: str) -> int:
+        return _BAR_IDS + self.symbols.index(symbol) + 1
+
     def resolve_symbols(self) -> list[str]:
         """Look every symbol up (contract details); returns the unknown ones."""
         unknown = []
         for symbol in self.symbols:
+            query = stock(symbol, self.exchange, self.currency)
             try:
-                details = self.contract_details(stock(symbol, self.exchange, self.currency))
+                details = self._patiently(symbol, lambda q=query: self.contract_details(q))
             except RequestError as exc:
+                if self._lost(exc):
+                    raise
                 unknown.append(symbol)
                 self.output(f"{symbol}: not found ({exc})")
                 continue
@@ -159,14 +241,19 @@ class MarketDataTracker(IBKRConnection):
 
     def backfill(self) -> None:
         """Fill every timeframe with finished bars of history: the strategy's warm-up plus
-        MIN_HISTORY_BARS, where the data allows."""
+        MIN_HISTORY_BARS, where the data allows. A pacing violation (162) or a lost
+        connection is retried with a backoff (:attr:`PACING_BACKOFF`), not fatal."""
         wanted = MIN_HISTORY_BARS + self.strategy.warmup
         for symbol in self.symbols:
             live = self.live[symbol] = LiveBars(symbol, self.timeframes, self.strategy)
             for tf in self.timeframes:
                 history = self._history_back(symbol, tf, wanted)
-                # The newest bar may still be forming; the live feed's first bar brings it back.
+                # The newest bar may still be forming; the live feed's first bar brings it back
+                # (or, if the market turns out to be closed, history again).
                 added = live.add_history(tf, history.iloc[:-1])
+                if len(history) and tf == self.timeframes[0]:  # the finest: data reached its end
+                    until = history.index[-1].timestamp() + tf.seconds
+                    self._activity[symbol] = _Activity(until, self.clock())
                 self._store(added)
                 last = live.timeframes[tf.name].last_time
                 self.output(
@@ -185,7 +272,9 @@ class MarketDataTracker(IBKRConnection):
         exact, empty = True, 0
         while empty < 4 and len(chunks) + empty < 40:
             text = "" if end is None else end.tz_convert("UTC").strftime("%Y%m%d-%H:%M:%S")
-            chunk = self._history(symbol, tf, text, duration)
+            chunk = self._patiently(
+                f"{symbol} {tf}", lambda t=text: self._history(symbol, tf, t, duration)
+            )
             older = chunk if earliest is None else chunk[chunk.index < earliest]
             if older.empty:
                 if exact and earliest is not None:
@@ -226,44 +315,145 @@ class MarketDataTracker(IBKRConnection):
             raise
         return bars if source == tf or bars.empty else _whole_bins(bars, tf)
 
+    def _patiently(self, what: str, request: Callable[[], _T]) -> _T:
+        """``request()``, retried with a backoff (:attr:`PACING_BACKOFF`) while TWS answers
+        with a pacing violation (162) or the connection is down and being re-established
+        (``auto_reconnect``), as the downloader does. Other errors are raised at once."""
+        delay, longest = self.PACING_BACKOFF
+        attempt, paced, told_lost = 0, 0, False
+        while True:
+            attempt += 1
+            generation = self._generation
+            try:
+                return request()
+            except RequestError as exc:
+                if not _is_pacing(exc) and not (self._lost(exc) and self.auto_reconnect):
+                    raise
+                failure: Exception = exc
+            except (RequestTimeout, OSError, AttributeError) as exc:
+                # A request on a socket that just closed times out, or fails in ibapi's send
+                # (the reader thread may have set the socket to None); else it is real.
+                if self.isConnected() or not self.auto_reconnect:
+                    raise
+                failure = exc
+            pacing = isinstance(failure, RequestError) and _is_pacing(failure)
+            if attempt == self.PACING_RETRIES:
+                raise RequestError(-1, 162 if pacing else NOT_CONNECTED,
+                                   f"{what}: gave up after {attempt} tries: {failure}")  # fmt: skip
+            if pacing:
+                paced += 1
+                why = " (IB allows 60 history requests in 10 minutes, counting every tool)"
+                self.output(
+                    f"{what}: TWS refused the history request for pacing (error 162)"
+                    + (why if paced == 1 else "")
+                    + f"; retrying in {delay:g} s"
+                )
+                self.pacing.pause(delay)
+            else:
+                if not told_lost:
+                    self.output(f"{what}: connection to TWS lost; retrying once it is back")
+                    told_lost = True
+                if self._await_reconnect(generation, delay):
+                    self.output("Reconnected; continuing the back-fill")
+                    told_lost = False
+            delay = min(delay * 2, longest)
+
+    def _lost(self, exc: RequestError) -> bool:
+        """True if ``exc`` means the socket to TWS is gone (504, or it closed meanwhile)."""
+        return exc.code == NOT_CONNECTED or not self.isConnected()
+
+    def _await_reconnect(self, generation: int, timeout: float) -> bool:
+        """Wait (up to ``timeout`` seconds) until a connection newer than ``generation`` is
+        up; True if it is. Returns at once when the reconnect already happened."""
+        with self._reconnected:
+            return self._reconnected.wait_for(
+                lambda: self._generation > generation and self.isConnected(), timeout
+            )
+
     def subscribe(self) -> None:
         """Market data (for display, or for bars when only delayed ticks are allowed) and
-        5-second real-time bars for every symbol."""
+        5-second real-time bars for every symbol, with the same request ids every time."""
+        self._subscribed_in = self._generation
+        self._socket_down = False
         if self.delayed:
             self.reqMarketDataType(3)
+        now = self.clock()
         for symbol in self.symbols:
             self.live[symbol].restart_feed()
+            # The silence that may mean "market closed" is timed from here.
+            self._activity.setdefault(symbol, _Activity(None, now)).heard = now
             contract = self.contracts[symbol]
             if not self.quiet or symbol in self._from_ticks or self.delayed:
-                rid = self.next_request_id()
-                self._tick_ids[rid] = symbol
-                self.reqMktData(rid, contract, "", False, False, [])
+                self._request_ticks(symbol)
             if not self.delayed and symbol not in self._from_ticks:
-                rid = self.next_request_id()
+                rid = self._realtime_bars_id(symbol)
                 self._bar_ids[rid] = symbol
+                self._failed_ids.discard(rid)
                 self.reqRealTimeBars(rid, contract, 5, "TRADES", True, [])
             else:
                 self._from_ticks.add(symbol)
 
+    def _request_ticks(self, symbol: str) -> None:
+        rid = self.market_data_id(symbol)
+        self._tick_ids[rid] = symbol
+        self._failed_ids.discard(rid)
+        self.reqMktData(rid, self.contracts[symbol], "", False, False, [])
+
+    # ----------------------------------------------------- connection hooks
     def resubscribe(self) -> None:
-        self._events.put(_Event("resubscribe", -1))
+        """Called by the connection after a reconnect, or when TWS says its restored link
+        to IB lost the data (1101): renew the subscriptions (in the tracking thread)."""
+        if getattr(self._local, "routing", None) == LINK_RESTORED_DATA_LOST:
+            self._events.put(_Event("restored", -1, (True,)))
+            return
+        with self._reconnected:
+            self._generation += 1
+            self._reconnected.notify_all()
+        self._events.put(_Event("resubscribe", -1, (self._generation,)))
 
     def on_connection_lost(self, reason: str) -> None:
-        self._events.put(_Event("lost", -1, (reason,)))
+        """The socket dropped (the connection reconnects) or TWS lost its link to IB (1100:
+        the socket stays up, TWS reconnects)."""
+        link_only = self.isConnected()
+        self._events.put(_Event("lost", -1, (reason, link_only, self._generation)))
+
+    def error(self, reqId: int, *args) -> None:  # noqa: N803 - ibapi's name
+        """TWS errors, routed by the connection; the restored link to IB (1101/1102) is
+        also told to the user (the connection has no hook of its own for 1102)."""
+        code = split_error_args(args)[0]
+        self._local.routing = code
+        try:
+            super().error(reqId, *args)
+        finally:
+            self._local.routing = None
+        if code == LINK_RESTORED:
+            self._events.put(_Event("restored", -1, (False,)))
+
+    def on_error(self, req_id: int, code: int, message: str) -> None:
+        """No live data subscription (354) for a symbol's quotes or bars: switch it to
+        delayed data (in the tracking thread). Other errors go to the connection's log."""
+        symbol = self._bar_ids.get(req_id) or self._tick_ids.get(req_id)
+        if code in NO_SUBSCRIPTION and symbol:
+            self._failed_ids.add(req_id)
+            self._events.put(_Event("nodata", req_id, (symbol,)))
+            return
+        super().on_error(req_id, code, message)
 
     # ------------------------------------------------------------ main loop
     def track(self, duration: float | None = None, until_bars: int | None = None) -> None:
         """Process events until ``duration`` seconds passed, ``until_bars`` live bars were
-        finished, or Ctrl-C. Runs in the caller's thread (history requests block here, never
-        in the reader thread)."""
+        finished, or Ctrl-C; meanwhile tell when a symbol's market closed. Runs in the
+        caller's thread (history requests block here, never in the reader thread)."""
         deadline = math.inf if duration is None else time.monotonic() + duration
         live_bars = 0
         while time.monotonic() < deadline:
             try:
-                event = self._events.get(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+                event = self._events.get(timeout=min(0.25, max(0.01, deadline - time.monotonic())))
             except queue.Empty:
-                continue
-            live_bars += self._handle(event)
+                event = None
+            if event is not None:
+                live_bars += self._handle(event)
+            live_bars += self._check_market_closed()
             if until_bars is not None and live_bars >= until_bars:
                 return
 
@@ -271,16 +461,8 @@ class MarketDataTracker(IBKRConnection):
         if event.kind == "tick":
             self.output(event.payload[0])
             return 0
-        if event.kind == "lost":
-            self.output(f"Connection lost ({event.payload[0]}); reconnecting...")
-            for live in self.live.values():
-                live.restart_feed()
-            return 0
-        if event.kind == "resubscribe":
-            self.output("Reconnected; resubscribing and filling missed bars from history")
-            self._tick_ids.clear()
-            self._bar_ids.clear()
-            self.subscribe()
+        if event.kind in ("lost", "resubscribe", "restored"):
+            self._connection_event(event)
             return 0
         if event.kind == "nodata":
             symbol = event.payload[0]
@@ -288,21 +470,43 @@ class MarketDataTracker(IBKRConnection):
                 self.output(f"{symbol}: no live data subscription; switching to delayed data")
                 self._from_ticks.add(symbol)
                 self.reqMarketDataType(3)
-                rid = self.next_request_id()
-                self._tick_ids[rid] = symbol
-                self.reqMktData(rid, self.contracts[symbol], "", False, False, [])
+                rid = self.market_data_id(symbol)
+                if rid in self._tick_ids and rid not in self._failed_ids:
+                    self.cancelMktData(rid)  # live quotes still run: the same id comes next
+                self._request_ticks(symbol)
             return 0
         symbol, values = event.payload[0], event.payload[1:]
         live = self.live[symbol]
         if event.kind == "trade":
             finished, gaps = live.add_trade(*values)
+            heard_until = values[0]
         else:
             finished, gaps = live.add_realtime_bar(*values)
+            heard_until = values[0] + 5
+        activity = self._activity.get(symbol)
+        if activity is not None:  # the market trades: a later silence is told again
+            activity.heard = self.clock()
+            activity.data_until = heard_until
+            activity.reported = False
+        return self._show(symbol, finished, gaps)
+
+    def _show(
+        self,
+        symbol: str,
+        finished: list[FinishedBar],
+        gaps: dict[str, pd.Timestamp],
+        end: pd.Timestamp | None = None,
+    ) -> int:
+        """Fill ``gaps`` from history (ending ``end``, else now), then store and print every
+        finished bar in time order; returns how many bars were printed."""
+        live = self.live[symbol]
+        end_text = "" if end is None else end.tz_convert("UTC").strftime("%Y%m%d-%H:%M:%S")
         for name, through in gaps.items():
             tf = live.timeframes[name].timeframe
+            duration = self._gap_duration(live, name, through, end)
             try:
-                history = self._history(symbol, tf, "", self._gap_duration(live, name, through))
-            except (RequestError, RequestTimeout) as exc:
+                history = self._history(symbol, tf, end_text, duration)
+            except (RequestError, RequestTimeout, OSError) as exc:
                 # e.g. the connection dropped mid-request: the next live bar asks again
                 log.warning("%s %s: history for the gap failed (%s)", symbol, tf, exc)
                 continue
@@ -313,13 +517,126 @@ class MarketDataTracker(IBKRConnection):
             self.output(format_bar(item, self.strategy))
         return len(finished)
 
+    def _connection_event(self, event: _Event) -> None:
+        """Tell the user what happened to the connection and restore the feed."""
+        if event.kind == "lost":
+            reason, link_only, generation = event.payload
+            if (
+                not link_only
+                and self._subscribed_in is not None
+                and generation < self._subscribed_in
+            ):
+                return  # lost (and reconnected) before the current subscriptions were made
+            if link_only:
+                self._link_down = True
+                self.output("TWS lost its connection to IB; waiting for it to come back...")
+            else:
+                self._socket_down = True
+                self.output(f"Connection lost ({reason}); reconnecting...")
+            for live in self.live.values():
+                live.restart_feed()
+            return
+        if event.kind == "restored":
+            (data_lost,) = event.payload
+            self._link_down = False
+            if data_lost:
+                self.output(
+                    "TWS's connection to IB is back (data lost); resubscribing and filling "
+                    "missed bars from history"
+                )
+                if self._subscribed_in is not None:
+                    self.subscribe()
+            else:
+                self.output(
+                    "TWS's connection to IB is back (data maintained); missed bars come "
+                    "from history"
+                )
+            self._heard_now()
+            return
+        (generation,) = event.payload
+        if self._subscribed_in is None or generation <= self._subscribed_in:
+            return  # the subscriptions were made on this connection already
+        self.output("Reconnected; resubscribing and filling missed bars from history")
+        self._tick_ids.clear()
+        self._bar_ids.clear()
+        self.subscribe()
+
+    def _heard_now(self) -> None:
+        """Start the silence timers afresh (after an outage, silence says nothing yet)."""
+        now = self.clock()
+        for activity in self._activity.values():
+            activity.heard = now
+
+    def _check_market_closed(self) -> int:
+        """Say once per silence that a symbol's market closed: after :attr:`closed_after`
+        seconds without a 5-second bar (or, from delayed data, a trade) when TWS's clock is
+        past that session's close (the session's bars the feed did not bring are then taken
+        from history), or after :attr:`stale_after` seconds in any case. Returns how many
+        bars it printed."""
+        if self._link_down or self._socket_down or self._subscribed_in is None:
+            return 0
+        now, shown = self.clock(), 0
+        tws_now: float | None = None
+        for symbol, activity in self._activity.items():
+            silence = now - activity.heard
+            if activity.reported or activity.data_until is None:
+                continue
+            stale = silence >= self.stale_after
+            # TWS's clock is asked at most every closed_after seconds while a feed is silent.
+            ask = silence >= self.closed_after and now - activity.asked >= self.closed_after
+            if not (stale or ask):
+                continue
+            if ask:
+                activity.asked = now
+                tws_now = tws_now or self._tws_time()
+            close = _session_close(activity.data_until)
+            if ask and tws_now is not None and tws_now >= close:
+                shown += self._finish_session(symbol, activity, close)
+            elif not stale:
+                continue
+            activity.reported = True
+            when = _new_york(activity.data_until)
+            today = tws_now is None or when.date() == _new_york(tws_now).date()
+            since = f"{when:%H:%M}" if today else f"{when:%Y-%m-%d %H:%M}"
+            self.output(f"{symbol}: no trades since {since}, market closed")
+        return shown
+
+    def _tws_time(self) -> float | None:
+        """TWS's clock in epoch seconds (the simulator's is its market time), or None if
+        it does not answer in a few seconds."""
+        try:
+            return self.current_time(timeout=min(self.timeout, 5.0)).timestamp()
+        except (RequestError, RequestTimeout, OSError) as exc:
+            log.info("TWS's clock did not answer (%s)", exc)
+            return None
+
+    def _finish_session(self, symbol: str, activity: _Activity, close: float) -> int:
+        """The session closed at epoch ``close``: finish the bars the feed was building, and
+        take from history those it did not bring (all of them when the market closed before
+        the feed started, e.g. during a long back-fill). Returns how many it printed."""
+        live = self.live[symbol]
+        finished, gaps = live.close(close)
+        last_start = pd.Timestamp(close - 1, unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
+        for name, bars in live.timeframes.items():
+            if bars.last_time is None or bars.last_time.timestamp() + bars.seconds < close:
+                gaps[name] = last_start  # every bar that started before the close
+        # History ending at the close, not now: now may be days later (a weekend).
+        shown = self._show(symbol, finished, gaps, pd.Timestamp(close, unit="s", tz="UTC"))
+        finest = live.timeframes[self.timeframes[0].name]
+        if finest.last_time is not None:
+            end = finest.last_time.timestamp() + finest.seconds
+            activity.data_until = max(activity.data_until or -math.inf, min(end, close))
+        return shown
+
     @staticmethod
-    def _gap_duration(live: LiveBars, tf: str, through: pd.Timestamp) -> str:
-        """Seconds of history (ending now) that reach back past the last bar we have: an
-        exact span keeps it from being an "identical request" TWS would pace."""
+    def _gap_duration(
+        live: LiveBars, tf: str, through: pd.Timestamp, end: pd.Timestamp | None = None
+    ) -> str:
+        """Seconds of history (ending ``end``, else now) that reach back past the last bar we
+        have: an exact span keeps it from being an "identical request" TWS would pace."""
         bars = live.timeframes[tf]
         start = bars.last_time if bars.last_time is not None else through
-        span = (through - start).total_seconds() + 2 * bars.seconds + 1800
+        span = ((end or through) - start).total_seconds() + 2 * bars.seconds + 1800
         return f"{int(min(span, 86400))} S"
 
     def _store(self, items: list[FinishedBar]) -> None:
@@ -367,7 +684,10 @@ class MarketDataTracker(IBKRConnection):
         quotes = self._quotes.setdefault(symbol, {})
         quotes[name.replace("DELAYED_", "")] = float(price)
         line = f"Price Update - ReqID: {reqId} ({symbol}), {name}: {price:.2f}"
-        if name.endswith(("BID", "ASK")) and "BID" in quotes and "ASK" in quotes:
+        # TWS sends a new quote's bid, then its ask: the spread goes with the ask, where both
+        # sides are the new quote's (with the bid's line it would pair a new bid with the old
+        # ask, even a negative spread).
+        if name.endswith("ASK") and "BID" in quotes:
             line += f"  [spread {quotes['ASK'] - quotes['BID']:.2f}]"
         self._tell(reqId, line)
 
@@ -396,16 +716,23 @@ class MarketDataTracker(IBKRConnection):
         when = pd.Timestamp(stamp, unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
         self._tell(reqId, f"Last Trade - ReqID: {reqId} ({symbol}), {when:%H:%M:%S}")
 
-    def on_error(self, req_id: int, code: int, message: str) -> None:
-        symbol = self._bar_ids.get(req_id) or self._tick_ids.get(req_id)
-        if code in NO_SUBSCRIPTION and symbol:
-            self._events.put(_Event("nodata", req_id, (symbol,)))
-            return
-        super().on_error(req_id, code, message)
-
 
 # ibapi 9.81 names it to_str, 10.x toStr.
 _tick_name = getattr(TickTypeEnum, "to_str", None) or TickTypeEnum.toStr
+
+
+def _is_pacing(exc: RequestError) -> bool:
+    return exc.code == 162 and "pacing" in exc.message.lower()
+
+
+def _new_york(epoch: float) -> pd.Timestamp:
+    return pd.Timestamp(epoch, unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
+
+
+def _session_close(epoch: float) -> float:
+    """Epoch seconds of the regular session's close (16:00 New York) on ``epoch``'s day."""
+    day = _new_york(epoch).normalize()
+    return day.replace(hour=_SESSION_CLOSE.hour, minute=_SESSION_CLOSE.minute).timestamp()
 
 
 def _empty() -> pd.DataFrame:
