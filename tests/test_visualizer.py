@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import matplotlib.colors as mcolors
@@ -16,9 +18,12 @@ from cli_runner import run_module
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 from PIL import Image
 
 from quant_trading.backtesting.cache import CacheError, read_cache
+from quant_trading.timeframes import parse_time
 from quant_trading.visualization.catalog import scan_cache
 from quant_trading.visualization.chart import TradeChart
 from quant_trading.visualization.header import ChartHeader
@@ -192,6 +197,200 @@ def test_a_window_draws_only_its_bars_and_markers(cache_dir):
 
 def candles_time(chart: TradeChart, bar: int):
     return chart.time_of(bar)
+
+
+def marker_boxes(chart: TradeChart) -> list[tuple[MarkerKind, int, Bbox]]:
+    """(kind, bar, extent in display pixels, outline included) of every drawn arrow, from
+    the collections as the renderer draws them: each path scaled from points (the marker
+    size) and placed at its offset."""
+    dpi = chart.figure.dpi
+    boxes = []
+    for kind, collections in drawn_markers(chart).items():
+        for collection in collections:
+            paths, sizes = collection.get_paths(), collection.get_sizes()
+            offsets = collection.get_offsets()
+            placed = collection.get_offset_transform().transform(offsets)
+            outline = collection.get_linewidths()[0] / 2 * dpi / 72
+            for i, (x, point) in enumerate(zip(offsets[:, 0], placed)):
+                scale = np.sqrt(sizes[i % len(sizes)]) * dpi / 72
+                corners = paths[i % len(paths)].vertices * scale + point
+                low, high = corners.min(axis=0) - outline, corners.max(axis=0) + outline
+                boxes.append((kind, chart.window[0] + round(x), Bbox([low, high])))
+    return boxes
+
+
+def bar_of(chart: TradeChart, when: str) -> int:
+    return chart.bars_between(parse_time(when), None)[0]
+
+
+def test_markers_at_the_edges_of_the_window_are_whole(cache_dir):
+    # Windows that start or end at a marker's bar: no arrow may stick out of the price panel
+    # (the left and right margins are half an arrow wide, the price range makes room for
+    # arrows above and below the candles), at a week, a day and the widest window.
+    backtest = read_cache(cache_dir / "5m" / "AAPL_backtest.json")
+    chart = new_chart(backtest)
+    bars = sorted({m.bar for m in chart.markers})
+    checked = 0
+    for width in (390, 78, MAX_BARS):
+        for bar in bars[5:-5:25]:
+            for first in (bar, bar + 1 - width):
+                if first < 0 or first + width > chart.total:
+                    continue
+                chart.show(first, first + width)
+                panel = chart.price_ax.bbox
+                boxes = marker_boxes(chart)
+                assert {b for _, b, _ in boxes} >= {bar}
+                for kind, at, box in boxes:
+                    assert panel.x0 <= box.x0 and box.x1 <= panel.x1, (width, first, kind, at)
+                    assert panel.y0 <= box.y0 and box.y1 <= panel.y1, (width, first, kind, at)
+                checked += 1
+    assert checked > 30
+
+
+@pytest.mark.parametrize("symbol", ["AAPL", "MSFT", "SPY"])
+def test_arrows_on_one_bar_never_overlap_at_any_zoom(cache_dir, symbol):
+    # --flat-at-close gives every kind of crowded bar: flips (exit and entry at the open,
+    # up or down), and a flip whose new trade is closed at the same bar's close, a few
+    # pixels or a few dozen away depending on the zoom.
+    backtest = read_cache(cache_dir / "10m" / f"{symbol}_backtest.json")
+    chart = new_chart(backtest)
+    on_bar = defaultdict(list)
+    for marker in chart.markers:
+        on_bar[marker.bar].append(marker.look.direction)
+    shapes = defaultdict(list)  # e.g. ("down", "down", "up") -> its bars
+    for bar, directions in on_bar.items():
+        if len(directions) > 1:
+            shapes[tuple(sorted(directions))].append(bar)
+    assert {("down", "down"), ("up", "up")} <= set(shapes) and any(len(k) > 2 for k in shapes)
+    for width in (20, 78, 390, MAX_BARS):
+        for bars in shapes.values():
+            for bar in bars[:4]:
+                first = max(0, min(bar - width // 2, chart.total - width))
+                chart.show(first, first + width)
+                mine = sorted(
+                    (b for _, at, b in marker_boxes(chart) if at == bar), key=lambda b: b.y0
+                )
+                assert len(mine) == len(on_bar[bar])
+                for lower, upper in zip(mine, mine[1:]):
+                    assert lower.y1 <= upper.y0, (width, bar, on_bar[bar])
+
+
+def test_the_first_date_under_the_panels_is_whole(cache_dir):
+    # A window starting at a session's open has its first tick at the left edge: the label
+    # starts there instead of being centred half outside the figure ("n Jul 06").
+    backtest = read_cache(cache_dir / "5m" / "AAPL_backtest.json")
+    chart = new_chart(backtest)
+    for when, width in (("2026-07-06", 390), ("2026-07-06", 100), ("2026-07-07 15:00", 60)):
+        first = bar_of(chart, when)
+        chart.show(first, first + width)
+        chart.figure.canvas.draw()
+        renderer = chart.figure.canvas.get_renderer()
+        lowest = chart.panels[-1]
+        labels = [t for t in lowest.get_xticklabels() if t.get_text()]
+        assert labels and labels[0].get_text().startswith(("Mon Jul 06", "Jul 06", "Jul 07"))
+        for label in labels:
+            box = label.get_window_extent(renderer)
+            assert lowest.bbox.x0 - 1 <= box.x0 and box.x1 <= chart.figure.bbox.x1, (
+                when,
+                label.get_text(),
+            )
+
+
+def test_the_time_axis_labels_hours_when_zoomed_in(cache_dir):
+    backtest = read_cache(cache_dir / "5m" / "AAPL_backtest.json")
+    chart = new_chart(backtest)
+
+    def labels(when: str, width: int) -> list[str]:
+        first = bar_of(chart, when)
+        chart.show(first, first + width)
+        return [t.get_text() for t in chart.panels[-1].get_xticklabels()]
+
+    # A session and a bit: hours, and the next session's open with its date.
+    assert labels("2026-07-07", 100) == ["Jul 07 09:30", "12:00", "14:00", "Jul 08 09:30"]
+    # Within a session: the hours, the first naming the day.
+    assert labels("2026-07-07 10:00", 40) == [
+        "Jul 07 10:00",
+        "10:30",
+        "11:00",
+        "11:30",
+        "12:00",
+        "12:30",
+        "13:00",
+    ]
+    assert labels("2026-07-07 13:00", 78) == [
+        "Jul 07 13:00",
+        "14:00",
+        "15:00",
+        "Jul 08 09:30",
+        "10:00",
+        "11:00",
+        "12:00",
+    ]
+    # A week: one label per session.
+    assert labels("2026-07-06", 390) == [
+        "Mon Jul 06",
+        "Tue Jul 07",
+        "Wed Jul 08",
+        "Thu Jul 09",
+        "Fri Jul 10",
+    ]
+    # The same from candles indexed in nanoseconds (pandas 2) rather than microseconds.
+    candles = backtest.candles.copy()
+    candles.index = candles.index.as_unit("ns")
+    chart = new_chart(dataclasses.replace(backtest, candles=candles))
+    assert labels("2026-07-07", 100) == ["Jul 07 09:30", "12:00", "14:00", "Jul 08 09:30"]
+    assert labels("2026-07-06", 390)[0] == "Mon Jul 06"
+
+
+def test_texts_and_legends_pasted_from_images_look_as_drawn(cache_dir):
+    # TradeChart.draw pastes texts and legends rendered once (quant_trading/visualization/
+    # bitmaps.py). The figure must look as matplotlib draws it: the same pixels everywhere
+    # but in the texts, and each text the same ink within a pixel of where it belongs.
+    backtest = read_cache(cache_dir / "5m" / "AAPL_backtest.json")
+    week = (3_000, 3_390)
+    direct = new_chart(backtest)  # the same chart drawn by matplotlib itself,
+    texts: list[Text] = []  # noting the texts it draws
+
+    def note_texts(renderer) -> None:  # instead of installing the cache
+        draw_text = type(renderer).draw_text.__get__(renderer)
+
+        def noting(gc, x, y, s, prop, angle, ismath=False, mtext=None):
+            texts.append(mtext)
+            draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+        renderer.draw_text = noting
+
+    direct._text_bitmaps.install = note_texts
+    for legend in direct.figure.findobj(lambda a: "draw" in vars(a)):
+        del legend.draw  # the class's own draw again
+    direct.show(*week)
+    direct.draw()
+    pasted = new_chart(backtest)
+    for window in (week, (3_039, 3_429), week):  # the last draw pastes what the first made
+        pasted.show(*window)
+        pasted.draw()
+    assert pasted._text_bitmaps.hits > 20
+    drawn = np.asarray(direct.figure.canvas.buffer_rgba())[..., :3].astype(int)
+    shown = np.asarray(pasted.figure.canvas.buffer_rgba())[..., :3].astype(int)
+    renderer = direct.figure.canvas.get_renderer()
+    height = drawn.shape[0]
+    in_text = np.zeros(drawn.shape[:2], bool)
+    boxes = []
+    for text in texts:
+        if text is not None:
+            box = text.get_window_extent(renderer)
+            rows = slice(max(0, int(height - box.y1) - 2), int(height - box.y0) + 2)
+            cols = slice(max(0, int(box.x0) - 2), int(box.x1) + 2)
+            in_text[rows, cols] = True
+            boxes.append((text.get_text(), rows, cols))
+    assert len(boxes) > 30
+    # Outside the texts at most a rounding step: a legend's translucent patch is blended
+    # onto transparency first, then onto the panel.
+    differs = np.abs(drawn - shown).max(axis=2) > 1
+    assert not differs[~in_text].any(), np.argwhere(differs & ~in_text)[:5]
+    for content, rows, cols in boxes:
+        ink = [(255 - image[rows, cols]).sum() for image in (drawn, shown)]
+        assert ink[1] == pytest.approx(ink[0], rel=0.03), content
 
 
 def test_header_shows_the_cache_statistics(cache_dir):

@@ -299,6 +299,29 @@ def colour_pixels(pixels: np.ndarray, colour: str) -> int:
     return int((np.abs(pixels - rgb).max(axis=1) <= 30).sum())
 
 
+@pytest.mark.parametrize("start", [None, "2026-07-13"])
+def test_trade_list_opens_at_the_trades_in_view(open_app, cache_dir, start):
+    # The chart opens on the last week (or on --start's): the list is scrolled so that its
+    # last visible row is the last trade entered in that window, and nothing is selected.
+    span = {"start": parse_time(start), "end": parse_time(start, end=True)} if start else {}
+    app = open_app(cache_dir, timeframe="5m", symbol="MSFT", **span)
+    tree, trades = app.trade_list, app.backtest.trades
+    pump(app.root, lambda: len(tree.get_children()) == len(trades), "the trade list")
+    app.root.update_idletasks()
+    in_view = np.flatnonzero(
+        (app.chart.entry_bars >= app.view.start) & (app.chart.entry_bars < app.view.stop)
+    )
+    assert len(in_view) and tree.selection() == () and app.selected_trade is None
+    last = int(in_view[-1])
+
+    def visible(row: int) -> bool:  # the whole row (the list may end with part of one)
+        box = tree.bbox(str(row)) if 0 <= row < len(trades) else ""
+        return box != "" and box[1] + box[3] <= tree.winfo_height()
+
+    assert visible(last) and visible(last - 1)
+    assert not visible(last + 1) and not visible(0)
+
+
 def test_start_and_end_choose_the_first_window(open_app, cache_dir):
     start, end = parse_time("2026-07-06"), parse_time("2026-07-07", end=True)
     app = open_app(cache_dir, timeframe="10m", symbol="AAPL", start=start, end=end)

@@ -10,6 +10,7 @@ backlog of redraws.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 import tkinter as tk
@@ -275,6 +276,7 @@ class TradeVisualizerApp:
 
     def close(self) -> None:
         """Close the window and end the Tk main loop."""
+        gc.unfreeze()  # the window's objects may go now
         with contextlib.suppress(tk.TclError):  # already gone
             self.root.destroy()
 
@@ -339,6 +341,31 @@ class TradeVisualizerApp:
                 values=(row + 1, side, entry, f"{pnl:,.2f}", f"{ret:+.2f}"),
                 tags=("win" if pnl > 0 else "loss",),
             )
+        self._show_trades_in_view()
+        self._settle_memory()
+
+    @staticmethod
+    def _settle_memory() -> None:
+        """Move what is alive now (chart, backtest, widgets) out of the garbage collector's
+        way until the next backtest. A full collection walks every object: during a move it
+        took ~60 ms, one move in forty; frozen objects make it ~1 ms. Collecting first
+        frees what the previous backtest left in reference cycles (its axes, say)."""
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+    def _show_trades_in_view(self) -> None:
+        """Scroll the trade list (selecting nothing) so its last visible row is the last
+        trade entered before the window's end: the rows above it are the trades on the
+        chart (the window opens on the last week, not at the first trade)."""
+        if self.view is None or not self.trade_list.get_children():
+            return
+        last = int(np.searchsorted(self.chart.entry_bars, self.view.stop, "left")) - 1
+        # "see" scrolls a row below the visible ones to the bottom, but only once the list
+        # knows which rows are visible: until it has laid out the rows just inserted it
+        # scrolls the row to the top.
+        self.trade_list.update_idletasks()
+        self.trade_list.see(str(max(last, 0)))
 
     # -- moving ------------------------------------------------------------------------------
 

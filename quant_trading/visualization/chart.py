@@ -13,13 +13,20 @@ default, at most :data:`~.viewport.MAX_BARS`) is drawn. One full ``mpf.plot`` of
 volume and MACD addplots costs ~0.65 s per move on the project's 2-core machine
 (benchmarks/bench_visualizer.py), because mplfinance draws volume and histogram bars as one
 patch per bar. So each move asks mplfinance for the candles only (external-axes mode on the
-price axes, ~25 ms, keeping its style and candle drawing), while overlays, volume, the
-indicator panels and the overview are artists made once per panel layout and updated in
-place (a ``PolyCollection`` renders hundreds of bars in one call). Rendering the whole
-figure still took ~130 ms, half of it the header text and the overview, which a move does
-not change: :meth:`TradeChart.draw` renders those once into a saved background and
+price axes, ~25 ms, keeping its style and candle drawing), while overlays, trade markers,
+volume, the indicator panels and the overview are artists made once per panel layout and
+updated in place (a ``PolyCollection`` renders hundreds of bars in one call). Rendering the
+whole figure still took ~130 ms, half of it the header text and the overview, which a move
+does not change: :meth:`TradeChart.draw` renders those once into a saved background and
 afterwards only the stacked panels and the overview's window marker on top of it
-(matplotlib's blitting). A move takes ~0.1 s.
+(matplotlib's blitting). Of what is left, text cost the most (matplotlib 3.11 rasterises
+every glyph on every draw: ~2 ms a tick label), so texts and legends are rendered once and
+pasted afterwards (:mod:`.bitmaps`). A move takes 0.1-0.15 s.
+
+Arrows are sized in points, so whether they fit and whether they collide depends on the
+zoom: each move widens the price range until the arrows at its top and bottom fit, leaves
+half an arrow's width beside the first and last candle, and moves apart the arrows of one
+bar that would overlap (:func:`_arrow_tips`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib as mpl
@@ -36,17 +42,20 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PolyCollection
+from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
+from matplotlib.textpath import text_to_path
 from matplotlib.ticker import FuncFormatter, NullFormatter
-from matplotlib.transforms import Affine2D
+from matplotlib.transforms import IdentityTransform
 
 from ..backtesting.cache import CachedBacktest
 from ..drawing import Drawing, Line
+from .bitmaps import TextBitmaps, paste_unchanged
 from .header import ChartHeader
 from .markers import LOOKS, Marker, MarkerKind, trade_markers
 from .viewport import Viewport, default_width
@@ -75,10 +84,19 @@ PALETTE = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#bcbd22", "#f
 LEVEL_COLOR = "#888888"
 HIST_ALPHA = 0.55
 EQUITY_COLOR = "#3b5bdb"
-#: Marker area in points² (scatter's ``s``): arrows ~13 pt long.
+#: Marker area in points² (scatter's ``s``): arrows 13 pt long and 13 pt wide.
 MARKER_SIZE = 26.0**2
-#: Room above and below the price range for the arrows, as a share of that range.
+ARROW_LENGTH = MARKER_SIZE**0.5 / 2  # points, tip to tail
+MARKER_EDGE = 0.6  # points, the black outline
+#: Space between arrows moved apart on one bar, in points.
+ARROW_GAP = 2.0
+#: Room above and below the candles' range, as a share of that range (more where an arrow
+#: at the edge needs it: see TradeChart._fit_markers).
 PRICE_MARGIN = 0.09
+#: Hour-level spacings of the time axis' ticks in minutes, finest first; the first that gives
+#: at most MAX_TICKS ticks is used, and beyond the last the ticks mark whole sessions.
+TICK_MINUTES = (5, 10, 15, 30, 60, 120, 180)
+TICK_FONTSIZE = 8
 #: How far beyond the candles' range an overlay (a long moving average far from the price)
 #: may stretch the price axis, as a share of that range: the candles keep at least half the
 #: panel's height, and what lies further out is cut off at the edge.
@@ -96,24 +114,56 @@ _UP_ARROW = np.array(
 )
 
 
-def arrow_marker(direction: str, stacked: bool = False) -> MarkerStyle:
-    """A filled arrow marker whose tip is at the data point; ``stacked`` moves it one arrow
-    length further out so it does not cover an exit arrow at the same bar."""
+def _arrow_path(direction: str, scale: float = 1.0, shift: float = 0.0) -> MplPath:
+    """The arrow, tip at (0, ``shift``), ``scale`` times _UP_ARROW's size."""
     sign = 1.0 if direction == "up" else -1.0
-    vertices = np.vstack([_UP_ARROW * (1, sign), _UP_ARROW[:1] * (1, sign)])
+    vertices = np.vstack([_UP_ARROW, _UP_ARROW[:1]]) * (scale, sign * scale) + (0, shift)
     codes = [MplPath.MOVETO] + [MplPath.LINETO] * (len(_UP_ARROW) - 1) + [MplPath.CLOSEPOLY]
-    shift = Affine2D().translate(0, -0.56 * sign) if stacked else None
-    return MarkerStyle(MplPath(vertices, codes), transform=shift)
+    return MplPath(vertices, codes)
 
 
-@dataclass(frozen=True)
-class _MarkerGroup:
-    """Markers drawn with one scatter call: same kind and stacking, sorted by bar."""
+def arrow_marker(direction: str) -> MarkerStyle:
+    """A filled arrow marker (``"up"`` or ``"down"``) whose tip is at the data point."""
+    return MarkerStyle(_arrow_path(direction))
 
-    kind: MarkerKind
-    stacked: bool
-    bars: np.ndarray
-    prices: np.ndarray
+
+def _arrow_tips(tips: np.ndarray, up: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    """Where the arrows of one bar put their tips (points, upwards) so none covers another.
+
+    An arrow starts with its tip at its price (``tips``): an up arrow hangs below it, a down
+    arrow stands above it. Arrows pointing the same way stack outwards from the price, the
+    exit nearest (a flip's entry sits beyond the exit it shares the bar with). If then an up
+    arrow and a down arrow still overlap (an entry at the open and an exit at the close of
+    one bar, prices a few pixels apart), the bar is split at the middle between the highest
+    up tip and the lowest down tip: up arrows below, down arrows above. Every arrow keeps
+    pointing at its price from its own side.
+    """
+    slot = ARROW_LENGTH + MARKER_EDGE + ARROW_GAP
+    ups = sorted(np.flatnonzero(up), key=lambda i: (-tips[i], not exits[i]))
+    downs = sorted(np.flatnonzero(~up), key=lambda i: (tips[i], not exits[i]))
+
+    def place(ceiling: float, floor: float) -> np.ndarray:
+        placed = tips.astype(np.float64)
+        below = ceiling + slot
+        for i in ups:
+            placed[i] = below = min(tips[i], ceiling, below - slot)
+        above = floor - slot
+        for i in downs:
+            placed[i] = above = max(tips[i], floor, above + slot)
+        return placed
+
+    placed = place(math.inf, -math.inf)
+    if ups and downs:
+        reach = ARROW_LENGTH + MARKER_EDGE
+        low_up = placed[ups] - reach  # each up arrow spans low_up .. its tip
+        high_down = placed[downs] + reach
+        clash = (placed[ups][:, None] > placed[downs][None, :] - ARROW_GAP) & (
+            low_up[:, None] < high_down[None, :] + ARROW_GAP
+        )
+        if clash.any():
+            middle = (tips[ups[0]] + tips[downs[0]]) / 2
+            placed = place(middle - ARROW_GAP / 2, middle + ARROW_GAP / 2)
+    return placed
 
 
 def _bar_boxes(x: np.ndarray, low: np.ndarray, high: np.ndarray, width: float) -> np.ndarray:
@@ -188,9 +238,10 @@ class _Panel:
         if self.limits:
             ax.set_ylim(*self.limits)
         if handles:
-            ax.legend(
+            legend = ax.legend(
                 handles=handles, loc="upper left", fontsize=8, ncol=len(handles), frameon=False
             )
+            paste_unchanged(legend, lambda: tuple(ax.bbox.bounds))  # it never changes
 
     def show(self, x: np.ndarray, columns: dict[str, np.ndarray]) -> None:
         """Fill the artists with the visible bars and fit the y range to them."""
@@ -230,6 +281,7 @@ class TradeChart:
         self._background = None  # saved render of everything a move leaves alone
         self._background_bounds = None
         self._layout_size = None
+        self._text_bitmaps = TextBitmaps()
         self._build_texts()
         self._build_axes(())
 
@@ -301,13 +353,33 @@ class TradeChart:
             (line,) = self.price_ax.plot([], [], color=color, lw=1.2, label=x.label, zorder=3)
             self.overlay_lines.append((line, x.column))
         if overlays:  # framed: candles may run under it
-            self.price_ax.legend(
+            legend = self.price_ax.legend(
                 handles=[line for line, _ in self.overlay_lines],
                 loc="upper left",
                 fontsize=8,
                 ncol=len(overlays),
                 framealpha=0.8,
             )
+            paste_unchanged(legend, lambda: tuple(self.price_ax.bbox.bounds))
+        # One collection per marker kind, refilled on every move (over candles and lines).
+        self.marker_collections: dict[MarkerKind, PathCollection] = {}
+        for kind, look in LOOKS.items():
+            markers = PathCollection(
+                [_arrow_path(look.direction, ARROW_LENGTH)],
+                sizes=[1.0],  # paths in points
+                offsets=np.empty((0, 2)),
+                offset_transform=self.price_ax.transData,
+                transform=IdentityTransform(),  # paths in points around each offset
+                facecolors=look.color,
+                edgecolors="black",
+                linewidths=MARKER_EDGE,
+                zorder=6,
+                gid=kind.value,
+                label=look.label,
+            )
+            self.price_ax.add_collection(markers, autolim=False)
+            self.marker_collections[kind] = markers
+        self._arrow_paths: dict[tuple[str, float], MplPath] = {}
         self.volume_bars = PolyCollection([], linewidths=0, alpha=0.75)
         self.volume_ax.add_collection(self.volume_bars)
         self.volume_ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
@@ -336,10 +408,21 @@ class TradeChart:
             borderaxespad=0.1,
         )
         self.overview_ax.tick_params(axis="x", labelsize=8)
-        self.relayout()
+        for ax in self.figure.axes:
+            # Fixed axis label positions: matplotlib otherwise measures every tick label on
+            # every draw to place axis labels this chart does not have.
+            ax.xaxis.set_label_coords(0.5, 0.0)
+            ax.yaxis.set_label_coords(1.0, 0.5)
+        self._place()
 
     def relayout(self) -> None:
-        """Fit margins, header and legend to the figure's current size in pixels."""
+        """Fit margins, header and legend to the figure's current size in pixels, and the
+        shown window to the new size (its margins and arrows are measured in pixels)."""
+        self._place()
+        if self.backtest is not None and self.window[1] > self.window[0]:
+            self.show(*self.window)
+
+    def _place(self) -> None:
         width, height = self.figure.bbox.width, self.figure.bbox.height
         left, right = 12 / width, 1 - 58 / width
         top = 1 - 96 / height
@@ -365,7 +448,7 @@ class TradeChart:
         ax.grid(True, color=STYLE["gridcolor"], linestyle=STYLE["gridstyle"], lw=0.7)
         ax.yaxis.tick_right()
         ax.yaxis.set_label_position("right")
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=TICK_FONTSIZE)
 
     # -- content -----------------------------------------------------------------------------
 
@@ -382,30 +465,26 @@ class TradeChart:
         columns += [line.column for d in drawings for line in d.lines]
         self._columns = {name: candles[name].to_numpy(np.float64) for name in columns}
         self._up = self._columns["close"] >= self._columns["open"]
-        # Wall-clock day and hour of each bar, for tick placement (New York time).
-        wall = candles.index.tz_localize(None).asi8 // 60_000_000
-        self._day = wall // 1440
-        self._hour = wall // 60
+        # Wall-clock minute and day of each bar, for tick placement (New York time). In
+        # seconds first: the index may count in ns, us or s (pandas 2 or 3, or a cache).
+        self._minute = candles.index.tz_localize(None).as_unit("s").asi8 // 60
+        self._day = self._minute // 1440
         month = candles.index.year * 12 + candles.index.month
         self._month_starts = np.flatnonzero(np.r_[True, np.diff(month) != 0])
 
         self.markers = trade_markers(candles.index, backtest.trades)
         self.entry_bars = np.array([m.bar for m in self.markers[0::2]], np.int64)
         self.exit_bars = np.array([m.bar for m in self.markers[1::2]], np.int64)
-        self._groups = []
-        for kind in MarkerKind:
-            for stacked in (False, True):
-                chosen = [m for m in self.markers if m.kind is kind and m.stacked is stacked]
-                if chosen:
-                    chosen.sort(key=lambda m: m.bar)
-                    self._groups.append(
-                        _MarkerGroup(
-                            kind,
-                            stacked,
-                            np.array([m.bar for m in chosen], np.int64),
-                            np.array([m.price for m in chosen], np.float64),
-                        )
-                    )
+        # Every marker by bar (a window is a slice), with what its drawing needs.
+        by_bar = sorted(self.markers, key=lambda m: m.bar)
+        kinds = list(MarkerKind)
+        self._marker_bar = np.array([m.bar for m in by_bar], np.int64)
+        self._marker_price = np.array([m.price for m in by_bar], np.float64)
+        self._marker_kind = np.array([kinds.index(m.kind) for m in by_bar], np.int64)
+        self._marker_up = np.array([m.look.direction == "up" for m in by_bar], bool)
+        self._marker_exit = np.array(
+            [m.kind in (MarkerKind.LONG_EXIT, MarkerKind.SHORT_EXIT) for m in by_bar], bool
+        )
 
         self.highlight = None
         self.message_text.set_visible(False)
@@ -466,13 +545,17 @@ class TradeChart:
         n = stop - first
         x = np.arange(n, dtype=np.float64)
         cols = {k: v[first:stop] for k, v in self._columns.items()}
-        xlim = (-1.0, float(n))
+        margin = self._x_margin(n)
+        xlim = (-margin, n - 1 + margin)
 
-        ylim = _padded(*self._price_range(cols), PRICE_MARGIN)
-        # The previous window's candles, markers and highlight go; the axes and its ticks stay
+        shown = slice(*np.searchsorted(self._marker_bar, (first, stop)))
+        ylim, shifts = self._fit_markers(_padded(*self._price_range(cols), PRICE_MARGIN), shown)
+        # The previous window's candles and highlight go; the axes and its ticks stay
         # (clearing the axes would rebuild every tick, a third of a move's time).
+        keep = set(self.marker_collections.values())
         for artist in [*self.price_ax.collections, *self.price_ax.patches]:
-            artist.remove()
+            if artist not in keep:
+                artist.remove()
         mpf.plot(
             self.backtest.candles.iloc[first:stop],
             ax=self.price_ax,
@@ -493,7 +576,7 @@ class TradeChart:
                 lw=0,
                 zorder=0,
             )
-        self._draw_markers(first, stop)
+        self._draw_markers(first, shown, shifts)
         for line, column in self.overlay_lines:
             line.set_data(x, cols[column])
 
@@ -508,7 +591,12 @@ class TradeChart:
             ax.set_xlim(*xlim)
             ax.set_xticks(ticks - first)
         self.price_ax.xaxis.set_major_formatter(NullFormatter())
-        self.panels[-1].set_xticklabels(labels)
+        lowest = self.panels[-1]
+        lowest.set_xticklabels(labels)
+        for tick, align in zip(
+            lowest.xaxis.get_major_ticks(len(ticks)), self._label_alignment(ticks - first, labels)
+        ):
+            tick.label1.set_horizontalalignment(align)
 
         in_view = ((self.entry_bars >= first) & (self.entry_bars < stop)) | (
             (self.exit_bars >= first) & (self.exit_bars < stop)
@@ -534,6 +622,8 @@ class TradeChart:
         bounds = tuple(self.figure.bbox.bounds)
         if self._layout_size != (self.figure.bbox.width, self.figure.bbox.height):
             self.relayout()
+        if hasattr(canvas, "get_renderer"):  # Agg-based (the Tk window, the tests)
+            self._text_bitmaps.install(canvas.get_renderer())
         if self.backtest is None or not canvas.supports_blit:
             canvas.draw()
             return
@@ -566,41 +656,138 @@ class TradeChart:
                 high = min(max(high, values.max()), high + reach)
         return low, high
 
-    def _draw_markers(self, first: int, stop: int) -> None:
-        for group in self._groups:
-            lo, hi = np.searchsorted(group.bars, (first, stop))
-            if lo == hi:
-                continue
-            look = LOOKS[group.kind]
-            self.price_ax.scatter(
-                group.bars[lo:hi] - first,
-                group.prices[lo:hi],
-                s=MARKER_SIZE,
-                marker=arrow_marker(look.direction, group.stacked),
-                color=look.color,
-                edgecolors="black",
-                linewidths=0.6,
-                zorder=6,
-                gid=group.kind.value,
-                label=look.label,
+    def _x_margin(self, n: int) -> float:
+        """Bars of room left of the first candle and right of the last: half an arrow's
+        width in pixels (arrows at the edges stay whole), at least one bar."""
+        width = self.price_ax.bbox.width
+        half = (ARROW_LENGTH / 2 + MARKER_EDGE + 1) * self.figure.dpi / 72
+        if width <= 4 * half:
+            return 1.0
+        # margin * width / (n - 1 + 2 * margin) pixels per bar = half
+        return max(1.0, half * (n - 1) / (width - 2 * half))
+
+    def _fit_markers(
+        self, ylim: tuple[float, float], shown: slice
+    ) -> tuple[tuple[float, float], np.ndarray]:
+        """The price range ``ylim`` widened so the ``shown`` markers fit inside the panel,
+        and how far each arrow's tip is moved from its price, in points (see _arrow_tips).
+
+        Arrows are sized in points, so how much price they cover depends on the range
+        itself: the range is widened until it holds them (a few rounds; each widening makes
+        the arrows cover less price)."""
+        prices = self._marker_price[shown]
+        if len(prices) == 0:
+            return ylim, prices
+        bars, up = self._marker_bar[shown], self._marker_up[shown]
+        exits = self._marker_exit[shown]
+        # Bars with more than one marker: only there can arrows collide.
+        starts = np.flatnonzero(np.r_[True, bars[1:] != bars[:-1]])
+        ends = np.r_[starts[1:], len(bars)]
+        crowded = [(a, b) for a, b in zip(starts, ends) if b - a > 1]
+        height = self.price_ax.bbox.height * 72 / self.figure.dpi  # points
+        reach = ARROW_LENGTH + MARKER_EDGE + 1
+
+        def layout(low: float, high: float) -> tuple[float, np.ndarray]:
+            per_point = (high - low) / height
+            tips = prices / per_point  # in points
+            for a, b in crowded:
+                tips[a:b] = _arrow_tips(tips[a:b], up[a:b], exits[a:b])
+            return per_point, tips
+
+        low, high = ylim
+        for _ in range(6):
+            per_point, tips = layout(low, high)
+            need_low = float(np.min(np.where(up, tips - reach, tips - 1))) * per_point
+            need_high = float(np.max(np.where(up, tips + 1, tips + reach))) * per_point
+            wider = (min(ylim[0], need_low), max(ylim[1], need_high))
+            if wider[0] >= low - 1e-9 * abs(low) and wider[1] <= high + 1e-9 * abs(high):
+                break
+            low, high = wider
+        else:
+            per_point, tips = layout(low, high)
+        return (low, high), tips - prices / per_point
+
+    def _draw_markers(self, first: int, shown: slice, shifts: np.ndarray) -> None:
+        """Fill each kind's collection with the ``shown`` markers. An arrow moved away from
+        its price (``shifts``, points) is drawn with its tip offset within the marker, so the
+        marker's position stays the fill bar and price."""
+        kinds = self._marker_kind[shown]
+        bars, prices = self._marker_bar[shown], self._marker_price[shown]
+        shifts = np.round(shifts, 2)  # a few distinct paths, shared between moves
+        for number, (kind, markers) in enumerate(self.marker_collections.items()):
+            mine = kinds == number
+            markers.set_offsets(np.column_stack([bars[mine] - first, prices[mine]]))
+            direction = LOOKS[kind].direction
+            moved = shifts[mine]
+            markers.set_paths(
+                [self._arrow_path(direction, v) for v in moved]
+                if np.any(moved)
+                else [self._arrow_path(direction, 0.0)]
             )
 
+    def _arrow_path(self, direction: str, shift: float) -> MplPath:
+        key = (direction, float(shift))
+        path = self._arrow_paths.get(key)
+        if path is None:
+            if len(self._arrow_paths) > 1000:
+                self._arrow_paths.clear()
+            path = self._arrow_paths[key] = _arrow_path(direction, ARROW_LENGTH, shift)
+        return path
+
     def _ticks(self, first: int, stop: int) -> tuple[np.ndarray, list[str]]:
-        """Tick positions (absolute bars) and labels: session starts, or hours within a day."""
-        day = self._day[first:stop]
-        starts = first + np.flatnonzero(
-            np.r_[first == 0 or self._day[first] != self._day[first - 1], np.diff(day) != 0]
+        """Tick positions (absolute bars) and labels for the time axis.
+
+        The finest of TICK_MINUTES that gives at most MAX_TICKS ticks: a tick where a bar
+        crosses a multiple of the spacing or starts a session (a crossing within half a
+        spacing after a session start is left out: 09:30 and 10:00 would crowd). The first
+        tick of each day names the day (``Oct 26 09:30``), the others the time. A window too
+        long for that marks session starts (``Mon Oct 26``)."""
+        minute, day = self._minute, self._day
+        stop = min(stop, len(day))
+        before = first - 1 if first > 0 else None
+        new_day = (
+            day[first:stop]
+            != np.r_[day[before] if before is not None else -1, day[first : stop - 1]]
         )
-        if len(starts) >= 2:
-            ticks = _every(starts, MAX_TICKS)
-            return ticks, [f"{self._times[i]:%a %b %d}" for i in ticks]
-        hour = self._hour[first:stop]
-        ticks = _every(first + np.flatnonzero(np.r_[True, np.diff(hour) != 0]), MAX_TICKS)
+        for step in TICK_MINUTES:
+            slot = minute[first:stop] // step
+            previous = np.r_[minute[before] // step if before is not None else -1, slot[:-1]]
+            crossed = slot != previous
+            ticks = np.flatnonzero(crossed | new_day)
+            if len(ticks) > 1:
+                gap = np.diff(minute[first + ticks])
+                ticks = ticks[np.r_[True, new_day[ticks[1:]] | (gap * 2 >= step)]]
+            if len(ticks) <= MAX_TICKS:
+                break
+        else:
+            ticks = _every(np.flatnonzero(new_day), MAX_TICKS)
+            return first + ticks, [f"{self._times[first + i]:%a %b %d}" for i in ticks]
+        dated = np.r_[True, day[first + ticks[1:]] != day[first + ticks[:-1]]]
         labels = [
-            f"{self._times[i]:%b %d %H:%M}" if i in starts else f"{self._times[i]:%H:%M}"
-            for i in ticks
+            f"{self._times[first + i]:%b %d %H:%M}" if named else f"{self._times[first + i]:%H:%M}"
+            for i, named in zip(ticks, dated)
         ]
-        return ticks, labels
+        return first + ticks, labels
+
+    def _label_alignment(self, positions: np.ndarray, labels: list[str]) -> list[str]:
+        """Horizontal alignment of each time label: centred on its tick, except a label that
+        would stick out left of the panels (it starts at its tick instead) or past the
+        figure's right edge (it ends at its tick)."""
+        aligned = ["center"] * len(labels)
+        if not labels:
+            return aligned
+        box, (x0, x1) = self.panels[-1].bbox, self.panels[-1].get_xlim()
+        font = FontProperties(size=TICK_FONTSIZE)
+        right = self.figure.bbox.width - 2
+        for i in {0, len(labels) - 1}:
+            x = box.x0 + (positions[i] - x0) / (x1 - x0) * box.width
+            width, _, _ = text_to_path.get_text_width_height_descent(labels[i], font, False)
+            half = width * self.figure.dpi / 72 / 2
+            if x - half < box.x0:
+                aligned[i] = "left"
+            elif x + half > right:
+                aligned[i] = "right"
+        return aligned
 
     # -- queries the window uses ------------------------------------------------------------
 
