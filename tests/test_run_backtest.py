@@ -321,7 +321,7 @@ def test_missing_symbol_warns_and_the_rest_run(tmp_path, data_dir):
     ("args", "code", "message"),
     [
         (["--symbols", "XYZ"], 1, "nothing to backtest: "),
-        (["--data-dir", "/nonexistent"], 1, "/nonexistent: data folder not found"),
+        (["--data-dir", "/nonexistent"], 1, "error: /nonexistent: data folder not found"),
         (["--strategy", "NOPE"], 2, "unknown strategy 'NOPE'; registered: "),
         (["--timeframe", "7m"], 2, "--timeframe='7m': bars must divide a day"),
         (["--timeframe", "fast"], 2, "--timeframe: unknown timeframe 'fast'"),
@@ -382,3 +382,8 @@ def test_read_cache_rejects_foreign_files(tmp_path):
     (tmp_path / "y.json").write_text("{not json")
     with pytest.raises(CacheError, match="not valid JSON"):
         read_cache(tmp_path / "y.json")
+
+
+def test_a_missing_data_folder_is_reported_once():
+    line = one_line_error(run("--data-dir", "/nonexistent", "--no-cache"), 1)
+    assert line == "run_backtest: error: /nonexistent: data folder not found"

@@ -573,3 +573,12 @@ def test_window_without_a_display_points_to_export(cache_dir):
     assert result.returncode == 1
     assert result.stderr.startswith("trade_visualizer: error: cannot open a window")
     assert "use --export FILE.png" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_timeframe_no_backtest_can_make_is_refused_before_suggesting_one(tmp_path):
+    done = visualizer("--timeframe", "7m", "--cache-dir", str(tmp_path), "--export", "x.png",
+                      "--symbol", "AAPL")  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("trade_visualizer: error: argument --timeframe: '7m'")
+    assert "run_backtest --timeframe 7m" not in line

@@ -240,6 +240,8 @@ def run_symbols(
     """Backtest every symbol of ``config`` (in ``jobs`` processes). Symbols without data are
     skipped with the reason; a malformed file raises DataFileError; none at all raises
     MissingDataError."""
+    if not Path(data_dir).is_dir():  # once, not once per symbol
+        raise MissingDataError(f"{data_dir}: data folder not found")
     symbols = list(config.symbols)
     # tqdm's disable=None shows the bar only on a terminal; one symbol needs no bar.
     show = None if progress is None and len(symbols) > 1 else bool(progress)

@@ -10,6 +10,7 @@ without a window.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
@@ -18,10 +19,24 @@ from collections.abc import Sequence
 
 from ..backtesting.cache import CacheError
 from ..cli import ArgumentParser, fail, setup_logging
-from ..timeframes import parse_time
+from ..timeframes import TimeframeError, parse_time, parse_timeframe
 
 PROG = "trade_visualizer"
 log = logging.getLogger(__name__)
+
+
+def _timeframe(text: str) -> str:
+    """A timeframe a backtest can be cached under (bars that divide a day), as its folder name."""
+    try:
+        tf = parse_timeframe(text)
+    except TimeframeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not tf.clock_aligned:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: run_backtest makes bars that divide a day (1m, 3m, 5m, 10m, 15m, 30m, "
+            "1h, 1d, ...), so there is no cache for it"
+        )
+    return tf.name
 
 
 def _parser() -> ArgumentParser:
@@ -30,7 +45,9 @@ def _parser() -> ArgumentParser:
         description="Candlesticks, indicators and trade markers from run_backtest's cache.",
     )
     p.add_argument(
-        "--timeframe", help="timeframe folder to open first (default: 5m, else the first found)"
+        "--timeframe",
+        type=_timeframe,
+        help="timeframe folder to open first (default: 5m, else the first found)",
     )
     p.add_argument(
         "--cache-dir",
