@@ -301,8 +301,15 @@ class IBKRConnection(EWrapper, EClient):
     def on_connection_lost(self, reason: str) -> None:
         """Called when the socket drops or TWS loses its link to IB. Override to react."""
 
+    def on_connection_restored(self, data_lost: bool) -> None:
+        """Called when TWS's link to IB is back: 1102 (data maintained) or 1101
+        (``data_lost``). By default a data loss calls :meth:`resubscribe`."""
+        if data_lost:
+            self.resubscribe()
+
     def resubscribe(self) -> None:
-        """Called after a reconnect (or a 1101 "data lost") to restore subscriptions."""
+        """Called after a reconnect (or, by default, a 1101 "data lost") to restore
+        subscriptions."""
 
     # ------------------------------------------------------------ connecting
     def connect_to_tws(self) -> bool:
@@ -626,8 +633,7 @@ class IBKRConnection(EWrapper, EClient):
             return
         if code in (LINK_RESTORED_DATA_LOST, LINK_RESTORED):
             log.warning("TWS connection to IB restored (%d): %s", code, message)
-            if code == LINK_RESTORED_DATA_LOST:
-                self.resubscribe()
+            self.on_connection_restored(data_lost=code == LINK_RESTORED_DATA_LOST)
             return
         if code == CONNECT_FAIL:  # ibapi's own: the socket could not be opened
             self._connect_failure = "nothing is listening there"

@@ -39,13 +39,10 @@ from ibapi.ticktype import TickTypeEnum
 
 from ..bars import EXCHANGE_TZ, aggregate
 from ..core.ibkr_connection import (
-    LINK_RESTORED,
-    LINK_RESTORED_DATA_LOST,
     NOT_CONNECTED,
     IBKRConnection,
     RequestError,
     RequestTimeout,
-    split_error_args,
     stock,
 )
 from ..core.pacing import PacingLimiter
@@ -202,7 +199,6 @@ class MarketDataTracker(IBKRConnection):
         self._subscribed_in: int | None = None  # the generation subscribe() last ran in
         self._link_down = False  # TWS lost its link to IB (1100) and it is not back yet
         self._socket_down = False  # our socket to TWS dropped and is not back yet
-        self._local = threading.local()  # which TWS error is being routed (reader thread)
         self._activity: dict[str, _Activity] = {}
 
     # ---------------------------------------------------------------- setup
@@ -401,11 +397,8 @@ class MarketDataTracker(IBKRConnection):
 
     # ----------------------------------------------------- connection hooks
     def resubscribe(self) -> None:
-        """Called by the connection after a reconnect, or when TWS says its restored link
-        to IB lost the data (1101): renew the subscriptions (in the tracking thread)."""
-        if getattr(self._local, "routing", None) == LINK_RESTORED_DATA_LOST:
-            self._events.put(_Event("restored", -1, (True,)))
-            return
+        """Called by the connection after a reconnect: renew the subscriptions (in the
+        tracking thread)."""
         with self._reconnected:
             self._generation += 1
             self._reconnected.notify_all()
@@ -417,17 +410,10 @@ class MarketDataTracker(IBKRConnection):
         link_only = self.isConnected()
         self._events.put(_Event("lost", -1, (reason, link_only, self._generation)))
 
-    def error(self, reqId: int, *args) -> None:  # noqa: N803 - ibapi's name
-        """TWS errors, routed by the connection; the restored link to IB (1101/1102) is
-        also told to the user (the connection has no hook of its own for 1102)."""
-        code = split_error_args(args)[0]
-        self._local.routing = code
-        try:
-            super().error(reqId, *args)
-        finally:
-            self._local.routing = None
-        if code == LINK_RESTORED:
-            self._events.put(_Event("restored", -1, (False,)))
+    def on_connection_restored(self, data_lost: bool) -> None:
+        """TWS's link to IB is back (1102, or 1101 with ``data_lost``): tell the user, and
+        after a data loss resubscribe (both in the tracking thread)."""
+        self._events.put(_Event("restored", -1, (data_lost,)))
 
     def on_error(self, req_id: int, code: int, message: str) -> None:
         """No live data subscription (354) for a symbol's quotes or bars: switch it to
