@@ -86,6 +86,21 @@ def track_until(tracker: MarketDataTracker, done, timeout: float = 60.0) -> None
         tracker.track(duration=0.2)
 
 
+def run_until_closed(tracker: MarketDataTracker, lines: list[str], between=None) -> None:
+    """Connect, back-fill (then ``between()``), subscribe and track until the tracker says
+    the market closed; disconnect."""
+    assert tracker.connect_to_tws()
+    try:
+        assert tracker.resolve_symbols() == []
+        tracker.backfill()
+        if between is not None:
+            between()
+        tracker.subscribe()
+        track_until(tracker, lambda: any("market closed" in line for line in lines))
+    finally:
+        tracker.disconnect_from_tws()
+
+
 def test_live_bars_equal_the_source_across_a_reconnect(simulator, tmp_path):
     lines: list[str] = []
     tracker = MarketDataTracker(
@@ -544,14 +559,7 @@ def test_started_after_the_close_it_says_so_with_the_sessions_last_bar():
     lines: list[str] = []
     with unpaced(speed=60.0, start=at(f"{LAST_SESSION} 18:00")) as sim:
         tracker = quick_tracker(sim, lines, closed_after=0.5)
-        assert tracker.connect_to_tws()
-        try:
-            assert tracker.resolve_symbols() == []
-            tracker.backfill()
-            tracker.subscribe()
-            track_until(tracker, lambda: any("market closed" in line for line in lines))
-        finally:
-            tracker.disconnect_from_tws()
+        run_until_closed(tracker, lines)
     assert lines[-1] == "AAPL: no trades since 16:00, market closed"
     assert lines[-2].startswith(f"Bar  1m AAPL   {LAST_SESSION} 15:59  O 312.43 H 312.44")
     assert_1m_bars_match_source(tracker, "AAPL")
@@ -562,15 +570,8 @@ def test_a_close_during_the_backfill_is_told_and_the_sessions_rest_comes_from_hi
     lines: list[str] = []
     with unpaced(speed=0.0, start=at(f"{LAST_SESSION} 12:24:30")) as sim:
         tracker = quick_tracker(sim, lines, timeframes=("1m", "5m"), closed_after=0.5)
-        assert tracker.connect_to_tws()
-        try:
-            assert tracker.resolve_symbols() == []
-            tracker.backfill()
-            sim.clock.jump(at(f"{LAST_SESSION} 17:00"))  # the close passes, unseen by the feed
-            tracker.subscribe()
-            track_until(tracker, lambda: any("market closed" in line for line in lines))
-        finally:
-            tracker.disconnect_from_tws()
+        # The close passes between the back-fill and the live feed, unseen by the feed.
+        run_until_closed(tracker, lines, lambda: sim.clock.jump(at(f"{LAST_SESSION} 17:00")))
     assert lines[-1] == "AAPL: no trades since 16:00, market closed"
     frames = {tf: tracker.live["AAPL"].timeframes[tf].frame() for tf in ("1m", "5m")}
     assert (f"{frames['1m'].index[-1]:%H:%M}", f"{frames['5m'].index[-1]:%H:%M}") == (
@@ -586,14 +587,7 @@ def test_a_feed_silent_for_minutes_is_told_as_closed():
     lines: list[str] = []
     with unpaced(speed=0.0, start=at(f"{LAST_SESSION} 11:00")) as sim:
         tracker = quick_tracker(sim, lines, stale_after=0.5)
-        assert tracker.connect_to_tws()
-        try:
-            assert tracker.resolve_symbols() == []
-            tracker.backfill()
-            tracker.subscribe()
-            track_until(tracker, lambda: any("market closed" in line for line in lines))
-        finally:
-            tracker.disconnect_from_tws()
+        run_until_closed(tracker, lines)
     assert lines[-1] == "AAPL: no trades since 11:00, market closed"
     assert not any(f.source == "live" for f in tracker.finished)
 
