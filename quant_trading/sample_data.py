@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -67,7 +66,6 @@ TRADING_DAYS_PER_YEAR = 252
 _FULL_SESSION_MINUTES = 390
 _NS_PER_MINUTE = 60 * 10**9
 _EARLIEST = pd.Timestamp("1970-01-01")
-_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import sys
 from collections.abc import Sequence
 
 import pandas as pd
 
 from ..sample_data import (
-    _TICKER,
     DEFAULT_END,
     DEFAULT_OUTPUT_DIR,
     DEFAULT_SEED,
@@ -22,6 +22,8 @@ from ..sample_data import (
     DEFAULT_YEARS,
     write_sample_data,
 )
+
+_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,11}$")  # a symbol becomes part of a file name
 
 
 def _date(text: str) -> pd.Timestamp:
