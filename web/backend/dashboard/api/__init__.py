@@ -1,0 +1,1 @@
+"""The dashboard's REST API (Django REST Framework)."""

@@ -1,0 +1,11 @@
+"""Placeholder until this area is written (session in progress)."""
+
+from rest_framework.views import APIView
+
+
+class BacktestListCreate(APIView):
+    pass
+
+
+class BacktestDetail(APIView):
+    pass
