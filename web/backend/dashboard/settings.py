@@ -9,9 +9,11 @@
 | ``DJANGO_API_TOKEN`` | none | when set, every request needs ``Authorization: Bearer <token>`` |
 | ``DJANGO_BACKTEST_RATE`` | ``30/minute`` | backtest runs allowed per client |
 | ``DATABASE_URL`` | SQLite ``db.sqlite3`` at the repo root | another database |
+| ``DJANGO_STATIC_ROOT`` | ``staticfiles`` at the repo root | where ``collectstatic`` puts files |
 | ``IBKR_HOST``/``IBKR_PORT``/``IBKR_CLIENT_ID`` | 127.0.0.1 / 7497 / 21 | the paper TWS |
 | ``IBKR_TIMEOUT`` | ``5`` | seconds before a TWS request answers 503 |
 | ``QT_DATA_DIR``/``QT_CACHE_DIR`` | ``market_data``/``backtest_results`` | the toolkit's folders |
+| ``QT_FRONTEND_DIST`` | ``web/frontend/dist`` | the built dashboard, served at ``/`` |
 
 Development mode: with neither ``DJANGO_SECRET_KEY`` nor ``DJANGO_DEBUG`` set, ``manage.py``
 (e.g. ``runserver`` for a quick try) runs with DEBUG on and a development key, and says so.
@@ -157,7 +159,7 @@ LANGUAGE_CODE = "en-us"
 USE_I18N = False
 
 STATIC_URL = "static/"
-STATIC_ROOT = REPO_ROOT / "staticfiles"
+STATIC_ROOT = _path("DJANGO_STATIC_ROOT", REPO_ROOT / "staticfiles")
 # Until collectstatic has run there is nothing to serve from STATIC_ROOT; not worth a warning.
 warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 # The built dashboard (npm run build) is served at / when it exists.
@@ -185,6 +187,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Backtests, cached charts, simulated orders and the paper account.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["dashboard.api.auth.HasApiToken"],  # the token guards the docs too
     "SWAGGER_UI_DIST": "SIDECAR",  # bundled assets: the docs page loads nothing from outside
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

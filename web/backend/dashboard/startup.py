@@ -11,11 +11,11 @@ class SettingsError(RuntimeError):
     """A setting that keeps the server from starting; the message is one line."""
 
 
-def check_settings(prog: str) -> None:
+def check_settings(prog: str, status: int = 2) -> None:
     """Import the settings module; on a :class:`SettingsError` print
-    ``<prog>: error: <reason>`` and exit with status 2 (no traceback)."""
+    ``<prog>: error: <reason>`` and exit with ``status`` (no traceback)."""
     try:
         importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
     except SettingsError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(status) from None

@@ -6,6 +6,8 @@ from django.http import FileResponse, Http404
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from dashboard.api.errors import not_found
+
 handler404 = "dashboard.api.errors.not_found"
 handler500 = "dashboard.api.errors.server_error"
 
@@ -24,5 +26,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Unknown API URLs answer in the API's JSON shape, also with DEBUG on.
+    re_path(r"^api/", not_found),
     re_path(r"^(?!api/|static/)(?P<route>[\w\-/]*)$", dashboard_page, name="dashboard"),
 ]

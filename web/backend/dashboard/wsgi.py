@@ -11,5 +11,6 @@ from dashboard.startup import check_settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 os.environ.setdefault("DJANGO_DEBUG", "0")
-check_settings("dashboard")
+# Status 4 is gunicorn's "application failed to load": it stops instead of respawning workers.
+check_settings("dashboard", status=4)
 application = get_wsgi_application()
