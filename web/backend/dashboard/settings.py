@@ -161,7 +161,7 @@ USE_I18N = False
 STATIC_URL = "static/"
 STATIC_ROOT = _path("DJANGO_STATIC_ROOT", REPO_ROOT / "staticfiles")
 # Until collectstatic has run there is nothing to serve from STATIC_ROOT; not worth a warning.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 # The built dashboard (npm run build) is served at / when it exists.
 WHITENOISE_ROOT = FRONTEND_DIST if FRONTEND_DIST.is_dir() else None
 WHITENOISE_INDEX_FILE = True
