@@ -6,6 +6,7 @@ them."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ __all__ = [
     "data_files",
     "blotter",
     "summary_table",
+    "MonthlyEquity",
+    "equity_by_month",
     "monthly_equity",
     "totals",
     "full_report",
@@ -147,28 +150,50 @@ def summary_table(results: list[SymbolResult], portfolio: PortfolioResult | None
     return "\n".join(rows)
 
 
-def monthly_equity(equity: pd.Series, capital: float, bar_width: int = 40) -> str:
-    """Month-end equity, the month's return, drawdown from the peak so far, and a bar."""
+@dataclass(frozen=True)
+class MonthlyEquity:
+    """One calendar month (New York time) of an equity curve."""
+
+    month: str  # "2025-01"
+    equity: float  # at the month's last bar
+    month_pct: float  # change from the previous month's end (the capital for the first)
+    max_drawdown_pct: float  # deepest drawdown from the running peak within the month
+
+
+def equity_by_month(equity: pd.Series, capital: float) -> list[MonthlyEquity]:
+    """The numbers of :func:`monthly_equity`'s table, one record per month."""
     if equity.empty:
-        return ""
+        return []
     local = equity.index.tz_localize(None)
     months = equity.groupby(local.to_period("M")).last()
     peak = np.maximum.accumulate(np.r_[capital, equity.to_numpy()])[1:]
     drawdown = pd.Series(1 - equity.to_numpy() / peak, index=equity.index)
     month_dd = drawdown.groupby(local.to_period("M")).max()
     previous = np.r_[capital, months.to_numpy()[:-1]]
-    low, high = min(months.min(), capital), max(months.max(), capital)
+    return [
+        MonthlyEquity(str(month), float(value), float((value / prev - 1) * 100), float(dd * 100))
+        for (month, value), prev, dd in zip(months.items(), previous, month_dd.to_numpy())
+    ]
+
+
+def monthly_equity(equity: pd.Series, capital: float, bar_width: int = 40) -> str:
+    """Month-end equity, the month's return, drawdown from the peak so far, and a bar."""
+    rows = equity_by_month(equity, capital)
+    if not rows:
+        return ""
+    low = min(min(r.equity for r in rows), capital)
+    high = max(max(r.equity for r in rows), capital)
     span = (high - low) or 1.0
-    rows = [
+    lines = [
         "Portfolio equity by month" if equity.name == "portfolio" else f"{equity.name} equity",
         f"{'Month':<8} {'Equity':>14} {'Month %':>8} {'Max DD %':>8}  "
         f"{'(low ' + format(low, ',.0f') + ' .. high ' + format(high, ',.0f') + ')'}",
     ]
-    for (month, value), prev, dd in zip(months.items(), previous, month_dd.to_numpy()):
-        bar = "#" * max(1, round((value - low) / span * bar_width))
-        change = (value / prev - 1) * 100
-        rows.append(f"{month!s:<8} {value:>14,.2f} {change:>+8.2f} {dd * 100:>8.2f}  {bar}")
-    return "\n".join(rows)
+    for r in rows:
+        bar = "#" * max(1, round((r.equity - low) / span * bar_width))
+        dd = r.max_drawdown_pct
+        lines.append(f"{r.month:<8} {r.equity:>14,.2f} {r.month_pct:>+8.2f} {dd:>8.2f}  {bar}")
+    return "\n".join(lines)
 
 
 def totals(portfolio: PortfolioResult, title: str = "Portfolio totals") -> str:
