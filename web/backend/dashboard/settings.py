@@ -8,6 +8,7 @@
 | ``DJANGO_CORS_ALLOWED_ORIGINS`` | the Vite dev server | browser origins allowed to call the API |
 | ``DJANGO_API_TOKEN`` | none | when set, every request needs ``Authorization: Bearer <token>`` |
 | ``DJANGO_BACKTEST_RATE`` | ``30/minute`` | backtest runs allowed per client |
+| ``DJANGO_BACKTEST_CONCURRENCY`` | ``2`` | backtests at once; others wait (60 s, then 503) |
 | ``DATABASE_URL`` | SQLite ``db.sqlite3`` at the repo root | another database |
 | ``DJANGO_STATIC_ROOT`` | ``staticfiles`` at the repo root | where ``collectstatic`` puts files |
 | ``IBKR_HOST``/``IBKR_PORT``/``IBKR_CLIENT_ID`` | 127.0.0.1 / 7497 / 21 | the paper TWS |
@@ -105,6 +106,20 @@ try:
     TWS_TIMEOUT = float(os.environ.get("IBKR_TIMEOUT", "5"))
 except ValueError:
     raise SettingsError(f"IBKR_TIMEOUT={os.environ['IBKR_TIMEOUT']!r} is not a number") from None
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name}={text!r}: use a whole number of at least 1")
+    return int(text)
+
+
+# Each backtest holds its symbols' bars in memory: a burst of requests queues for a slot.
+BACKTEST_MAX_CONCURRENT = _positive_int("DJANGO_BACKTEST_CONCURRENCY", 2)
+BACKTEST_QUEUE_TIMEOUT = 60.0
 FRONTEND_DIST = _path("QT_FRONTEND_DIST", REPO_ROOT / "web" / "frontend" / "dist")
 
 # --- Django ---------------------------------------------------------------------------------
@@ -192,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Orders are bought or sold, trades are long or short: two enums, two names.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderSideEnum": "dashboard.api.models.SimulatedOrder.SIDES",
+        "TradeSideEnum": ["long", "short"],
+    },
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -7,3 +7,6 @@ class ApiConfig(AppConfig):
     name = "dashboard.api"
     label = "api"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import schema  # noqa: F401 - registers the token's OpenAPI description
