@@ -18,7 +18,7 @@ import pytest
 from cli_runner import run_module
 
 from quant_trading.core.ibkr_connection import ConnectionConfigError, IBKRConnection, RequestError
-from quant_trading.core.portfolio_tracker import PortfolioTracker
+from quant_trading.core.portfolio_tracker import AccountPnL, PortfolioTracker
 from quant_trading.simulator.server import Simulator
 from quant_trading.simulator.testing import running_simulator
 
@@ -69,6 +69,28 @@ def test_json_equals_the_simulated_account(simulator):
     assert totals["NetLiquidation"] == pytest.approx(
         doc["cash_balances"]["BASE"] + totals["GrossPositionValue"]
     )
+
+
+def test_account_pnl_equals_the_simulated_account(simulator):
+    tracker = PortfolioTracker(port=simulator.port, env_file=None, timeout=10)
+    with pytest.raises(RequestError) as failure:
+        tracker.account_pnl()  # before connecting: at once, not after the timeout
+    assert failure.value.code == 504
+    assert tracker.connect_to_tws(), tracker.last_error
+    try:
+        first = tracker.account_pnl(timeout=10)
+        again = tracker.account_pnl(timeout=10)  # the first was cancelled; a new one answers
+    finally:
+        tracker.disconnect_from_tws()
+    expected = simulator.account_snapshot()
+    assert first == again
+    assert first == AccountPnL(
+        account=simulator.account.account,
+        daily=pytest.approx(expected.daily_pnl, abs=0.005),
+        unrealized=pytest.approx(expected.unrealized_pnl, abs=0.005),
+        realized=pytest.approx(expected.realized_pnl, abs=0.005),
+    )
+    assert first.daily != 0  # the sample data has a previous close to compare with
 
 
 def test_text_summary_in_the_seed_layout(simulator):

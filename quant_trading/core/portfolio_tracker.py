@@ -3,14 +3,16 @@
     python -m quant_trading.core.portfolio_tracker [--json] [--watch SECONDS]
 
 Library use: ``PortfolioTracker(...).snapshot()`` returns a :class:`PortfolioSnapshot` of
-typed records for other tools to reuse; :meth:`PortfolioTracker.watch` refreshes it on a
-schedule and rides out a dropped connection (it notices at once, reconnects with backoff and
-goes on). Read-only: nothing here places orders.
+typed records for other tools to reuse, :meth:`PortfolioTracker.account_pnl` the daily,
+unrealized and realized P&L (:class:`AccountPnL`); :meth:`PortfolioTracker.watch` refreshes
+the snapshot on a schedule and rides out a dropped connection (it notices at once, reconnects
+with backoff and goes on). Read-only: nothing here places orders.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -26,6 +28,7 @@ from .ibkr_connection import (
 )
 
 __all__ = [
+    "AccountPnL",
     "AccountValue",
     "Position",
     "PortfolioItem",
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 # reqAccountUpdates and reqPositions carry no request id; these keys stand in for one.
 _ACCOUNT_UPDATES = -101
 _POSITIONS = -102
+#: The first server version that serves reqPnL (ibapi's MIN_SERVER_VER_PNL).
+_MIN_SERVER_VERSION_PNL = 127
 
 
 @dataclass(frozen=True)
@@ -165,9 +170,27 @@ class PortfolioSnapshot:
         }
 
 
+@dataclass(frozen=True)
+class AccountPnL:
+    """``reqPnL``'s answer for one account, in its base currency: today's P&L (against the
+    previous close), unrealized and realized P&L. None where TWS has no value (it sends
+    ``Double.MAX_VALUE`` until it knows one, e.g. right after TWS started)."""
+
+    account: str
+    daily: float | None
+    unrealized: float | None
+    realized: float | None
+
+
 def _number(value) -> float:
     """ibapi 10.x passes Decimal sizes; 9.81 floats."""
     return float(value) if isinstance(value, Decimal | int | float) else float(str(value))
+
+
+def _pnl_value(value) -> float | None:
+    """A P&L figure, or None for IB's "unset" (``Double.MAX_VALUE``) and NaN."""
+    number = float(value)
+    return number if math.isfinite(number) and abs(number) < 1e300 else None
 
 
 class PortfolioTracker(IBKRConnection):
@@ -196,12 +219,7 @@ class PortfolioTracker(IBKRConnection):
         its positions (``reqPositions`` until ``positionEnd``). Needs a connection: without
         one it raises :class:`RequestError` (504) at once instead of waiting for an answer
         that cannot come."""
-        account = account or self.account or (self.accounts[0] if self.accounts else "")
-        if self.accounts and account not in self.accounts:
-            raise RequestError(-1, 321, f"account {account!r} is not managed by this login "
-                                        f"({', '.join(self.accounts)})")  # fmt: skip
-        if not self.isConnected():  # nothing would answer: say so now, not after a timeout
-            raise RequestError(-1, NOT_CONNECTED, "not connected to TWS")
+        account = self._account_for(account)
         with self._lock:
             self._snapshot = PortfolioSnapshot(account=account, account_time="")
             try:
@@ -224,6 +242,40 @@ class PortfolioTracker(IBKRConnection):
                 self._snapshot = None
         snap.positions = [p for p in positions.items if p.account == account and p.quantity != 0]
         return snap
+
+    def account_pnl(self, account: str | None = None, timeout: float | None = None) -> AccountPnL:
+        """The account's daily, unrealized and realized P&L: ``reqPnL``, its first answer,
+        then ``cancelPnL``. Like :meth:`snapshot` it raises :class:`RequestError` (504) at
+        once without a connection, and :class:`RequestTimeout` after ``timeout``."""
+        account = self._account_for(account)
+        if self.serverVersion() < _MIN_SERVER_VERSION_PNL:  # ibapi would only log it
+            raise RequestError(-1, 503, f"TWS server version {self.serverVersion()} does not "
+                                        "serve reqPnL; update TWS")  # fmt: skip
+        sent: list[int] = []
+
+        def send(req_id: int) -> None:
+            sent.append(req_id)
+            self.reqPnL(req_id, account, "")
+
+        try:
+            first = self.request(send, timeout)[0]
+        finally:
+            if sent and self.isConnected():  # TWS streams P&L until cancelled
+                self.cancelPnL(sent[0])
+        daily, unrealized, realized = first
+        return AccountPnL(account, daily, unrealized, realized)
+
+    def _account_for(self, account: str | None) -> str:
+        """The account a request is for (the given one, the tracker's, or the login's first);
+        raises :class:`RequestError` at once for an account the login does not manage (321)
+        or without a connection (504): nothing would answer."""
+        account = account or self.account or (self.accounts[0] if self.accounts else "")
+        if self.accounts and account not in self.accounts:
+            raise RequestError(-1, 321, f"account {account!r} is not managed by this login "
+                                        f"({', '.join(self.accounts)})")  # fmt: skip
+        if not self.isConnected():  # nothing would answer: say so now, not after a timeout
+            raise RequestError(-1, NOT_CONNECTED, "not connected to TWS")
+        return account
 
     def watch(
         self,
@@ -352,6 +404,13 @@ class PortfolioTracker(IBKRConnection):
 
     def positionEnd(self) -> None:  # noqa: N802
         self._finish(_POSITIONS)
+
+    def pnl(self, reqId: int, dailyPnL, unrealizedPnL, realizedPnL, *_more) -> None:  # noqa: N803
+        # ibapi's callback (hence :meth:`account_pnl` for the request): the first answer is
+        # the one asked for; TWS goes on streaming until cancelled.
+        self._collect(reqId, (_pnl_value(dailyPnL), _pnl_value(unrealizedPnL),
+                              _pnl_value(realizedPnL)))  # fmt: skip
+        self._finish(reqId)
 
 
 if __name__ == "__main__":  # the seed's `python -m quant_trading.core.portfolio_tracker`
