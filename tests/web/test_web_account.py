@@ -434,3 +434,16 @@ def test_the_schema_describes_the_account_endpoints(api):
         "/ConnectionToggleRequest"
     )
     assert set(schema["paths"]["/api/health/"]["get"]["responses"]) == {"200", "503"}
+
+
+def test_health_is_a_503_in_the_error_shape_when_the_database_is_unusable(api, settings):
+    settings.TWS = ConnectionSettings("127.0.0.1", free_port(), 21)
+    with connection.cursor() as cursor:  # rolled back with the test's transaction
+        cursor.execute("DROP TABLE api_backtestrun")
+    response = api.get("/api/health/")
+    assert response.status_code == 503
+    doc = response.json()
+    assert doc["error"]["status"] == 503
+    assert doc["error"]["code"] == "database_unavailable"
+    assert doc["error"]["message"].startswith("the database is not usable: OperationalError")
+    assert doc["status"] == "error" and doc["database"]["ok"] is False

@@ -29,9 +29,7 @@ def test_unknown_api_url_is_a_json_404(api):
 
 
 def test_malformed_json_is_a_400_in_the_error_shape(api):
-    response = api.post(
-        "/api/simulated-orders/", data="{not json", content_type="application/json"
-    )
+    response = api.post("/api/simulated-orders/", data="{not json", content_type="application/json")
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["status"] == 400

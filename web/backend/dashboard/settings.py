@@ -211,6 +211,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderSideEnum": "dashboard.api.models.SimulatedOrder.SIDES",
         "TradeSideEnum": ["long", "short"],
+        "ConnectionStateEnum": ["disconnected", "connecting", "connected", "reconnecting"],
+        "PortfolioSourceEnum": ["held", "one-off"],
+        "HealthStatusEnum": ["ok", "degraded", "error"],
     },
 }
 

@@ -31,7 +31,7 @@ import quant_trading
 from quant_trading.core.portfolio_tracker import PortfolioItem, PortfolioSnapshot
 
 from . import tws
-from .errors import TWSUnavailable
+from .errors import ErrorSerializer, TWSUnavailable, error_body
 from .models import BacktestRun
 
 log = logging.getLogger(__name__)
@@ -207,24 +207,6 @@ def _money(help_text: str) -> serializers.FloatField:
     return serializers.FloatField(allow_null=True, help_text=help_text)
 
 
-class AccountErrorSerializer(serializers.Serializer):
-    """The API's error document (see ``dashboard.api.errors``)."""
-
-    error = inline_serializer(
-        "AccountErrorBody",
-        {
-            "status": serializers.IntegerField(),
-            "code": serializers.CharField(help_text="tws_unavailable, live_account, invalid"),
-            "message": serializers.CharField(help_text="one line saying why"),
-            "fields": serializers.DictField(
-                child=serializers.ListField(child=serializers.CharField()),
-                required=False,
-                help_text="invalid input only: each field's messages",
-            ),
-        },
-    )
-
-
 class PortfolioSourceSerializer(serializers.Serializer):
     connection = serializers.ChoiceField(
         ["held", "one-off"],
@@ -319,8 +301,8 @@ class HealthSerializer(serializers.Serializer):
 
 
 _TWS_ERRORS = {
-    403: AccountErrorSerializer,  # logged into a live account
-    503: AccountErrorSerializer,  # not reachable, refused, too slow, or the held connection is lost
+    403: ErrorSerializer,  # logged into a live account
+    503: ErrorSerializer,  # not reachable, refused, too slow, or the held connection is lost
 }
 
 
@@ -350,7 +332,7 @@ class ConnectionView(APIView):
     @extend_schema(
         summary="Connect or disconnect the held TWS connection",
         request=ConnectionToggleSerializer,
-        responses={200: ConnectionStateSerializer, 400: AccountErrorSerializer, **_TWS_ERRORS},
+        responses={200: ConnectionStateSerializer, 400: ErrorSerializer, **_TWS_ERRORS},
         examples=[OpenApiExample("connect", value={"connected": True}, request_only=True)],
     )
     def post(self, request):
@@ -379,7 +361,8 @@ class HealthView(APIView):
     @extend_schema(
         summary="Is the server healthy?",
         description="200 also when TWS is down (tws.reachable says so); 503 when the "
-        "database is not usable (the same document, status error).",
+        "database is not usable: the same document with status error, plus the API's "
+        "``error`` member (code database_unavailable).",
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request):
@@ -391,5 +374,11 @@ class HealthView(APIView):
             database=DatabaseHealth(ok=db_error is None, error=db_error),
             tws=probe,
         )
-        code = status.HTTP_503_SERVICE_UNAVAILABLE if db_error else status.HTTP_200_OK
-        return Response(HealthSerializer(health).data, status=code)
+        document = HealthSerializer(health).data
+        if db_error is None:
+            return Response(document)
+        message = f"the database is not usable: {db_error}"
+        return Response(
+            {**error_body(503, "database_unavailable", message), **document},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from quant_trading.backtesting.engine import EXIT_REASONS
@@ -23,7 +23,6 @@ __all__ = [
     "BacktestRunSerializer",
     "BacktestRunSummarySerializer",
     "DataFileSerializer",
-    "ErrorSerializer",
     "MonthlyEquitySerializer",
     "RunSettingsSerializer",
     "StatisticsSerializer",
@@ -192,22 +191,3 @@ class BacktestRunSummarySerializer(BacktestRunSerializer):
     class Meta(BacktestRunSerializer.Meta):
         fields = [name for name in _RUN_FIELDS if name not in DETAIL_ONLY]
         read_only_fields = fields
-
-
-@extend_schema_serializer(component_name="ApiErrorBody")
-class _ErrorBodySerializer(serializers.Serializer):
-    status = serializers.IntegerField()
-    code = serializers.CharField(help_text="invalid, throttled, not_found, busy, ...")
-    message = serializers.CharField(help_text="one line a person can read")
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text='validation errors only: field -> messages ("params.FAST")',
-    )
-
-
-@extend_schema_serializer(component_name="ApiError")
-class ErrorSerializer(serializers.Serializer):
-    """The API's error document (see :mod:`dashboard.api.errors`), for the schema."""
-
-    error = _ErrorBodySerializer()

@@ -27,8 +27,8 @@ from .backtest_serializers import (
     DETAIL_ONLY,
     BacktestRunSerializer,
     BacktestRunSummarySerializer,
-    ErrorSerializer,
 )
+from .errors import ErrorSerializer
 from .models import BacktestRun
 
 __all__ = ["BacktestDetail", "BacktestListCreate", "BacktestRateThrottle"]

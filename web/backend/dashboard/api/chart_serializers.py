@@ -13,36 +13,6 @@ from .backtest_serializers import StatisticsSerializer
 from .chart_params import BadParameter, parse_chart_timeframe, parse_symbol, parse_when
 from .chart_payload import DEFAULT_LIMIT, MAX_LIMIT, json_number
 
-# --- errors ---------------------------------------------------------------------------------
-
-
-def error_serializer(area: str, codes: str) -> type[serializers.Serializer]:
-    """The API's error document (see ``dashboard.api.errors``) as one area's endpoints
-    document it: ``<area>Error`` and ``<area>ErrorBody`` components listing its ``codes``."""
-    body = type(
-        f"{area}ErrorBodySerializer",
-        (serializers.Serializer,),
-        {
-            "status": serializers.IntegerField(),
-            "code": serializers.CharField(help_text=codes),
-            "message": serializers.CharField(help_text="one line a person can read"),
-            "fields": serializers.DictField(
-                child=serializers.ListField(child=serializers.CharField()),
-                required=False,
-                help_text="validation errors only: each bad field's messages",
-            ),
-        },
-    )
-    return type(
-        f"{area}ErrorSerializer",
-        (serializers.Serializer,),
-        {"__doc__": f"An error of the {area.lower()} endpoints.", "error": body()},
-    )
-
-
-ChartErrorSerializer = error_serializer("Chart", "invalid, not_found, cache_unreadable")
-
-
 # --- query parameters -----------------------------------------------------------------------
 
 

@@ -32,13 +32,13 @@ from quant_trading.visualization.catalog import run_backtest_hint
 from .chart_params import BadParameter, parse_chart_timeframe, parse_symbol
 from .chart_payload import chart_document, select
 from .chart_serializers import (
-    ChartErrorSerializer,
     ChartListQuerySerializer,
     ChartQuerySerializer,
     ChartSerializer,
     ChartSummarySerializer,
 )
 from .chart_store import STORE, NoCache, cache_files, chart_file
+from .errors import ErrorSerializer
 from .pagination import Pagination
 
 __all__ = ["ChartList", "ChartDetail", "CacheUnreadable"]
@@ -64,7 +64,7 @@ class FastJSONRenderer(JSONRenderer):
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ChartErrorSerializer, description=description)
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 class ChartList(APIView):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from django.http import JsonResponse
-from rest_framework import exceptions, status
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -71,6 +73,12 @@ def exception_handler(exc, context):
         )
         response.data = error_body(response.status_code, "invalid", message, fields)
     else:
+        # DRF answers Django's own Http404 and PermissionDenied as its NotFound and
+        # PermissionDenied; name them alike.
+        if isinstance(exc, Http404):
+            exc = exceptions.NotFound(str(exc) or None)
+        elif isinstance(exc, PermissionDenied):
+            exc = exceptions.PermissionDenied(str(exc) or None)
         detail = getattr(exc, "detail", str(exc))
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         response.data = error_body(
@@ -87,3 +95,25 @@ def not_found(request, exception=None):
 def server_error(request):
     """Django's 500 outside DRF views, in the API's shape."""
     return JsonResponse(error_body(500, "server_error", "internal server error"), status=500)
+
+
+@extend_schema_serializer(component_name="ApiErrorBody")
+class _ErrorBodySerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="the HTTP status again")
+    code = serializers.CharField(
+        help_text="invalid, parse_error, not_found, not_authenticated, throttled, busy, "
+        "conflict, cache_unreadable, data_error, tws_unavailable, live_account, ..."
+    )
+    message = serializers.CharField(help_text="one line a person can read")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text='validation errors only: each bad field\'s messages ("params.fast")',
+    )
+
+
+@extend_schema_serializer(component_name="ApiError")
+class ErrorSerializer(serializers.Serializer):
+    """The error document (see the module docstring), for the OpenAPI schema."""
+
+    error = _ErrorBodySerializer()

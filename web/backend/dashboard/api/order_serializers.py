@@ -10,11 +10,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .chart_params import BadParameter, parse_symbol, parse_when
-from .chart_serializers import SymbolField, error_serializer
+from .chart_serializers import SymbolField
 from .models import SimulatedOrder
 
 __all__ = [
-    "OrderErrorSerializer",
     "OrderFilter",
     "SimulatedOrderSerializer",
     "OrderSummaryQuerySerializer",
@@ -111,9 +110,6 @@ class SimulatedOrderSerializer(serializers.ModelSerializer):
 
     def validate_client_order_id(self, value):
         return value or None  # "" means none (and must not collide with another "")
-
-
-OrderErrorSerializer = error_serializer("Order", "invalid, not_found, conflict")
 
 
 # --- filters --------------------------------------------------------------------------------

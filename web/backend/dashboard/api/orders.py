@@ -24,11 +24,11 @@ from rest_framework import exceptions, generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .errors import ErrorSerializer
 from .models import SimulatedOrder
 from .order_prices import CachedBacktestPrices
 from .order_serializers import (
     COMPARED_FIELDS,
-    OrderErrorSerializer,
     OrderFilter,
     OrderSummaryQuerySerializer,
     OrderSummarySerializer,
@@ -57,7 +57,7 @@ class OrderConflict(exceptions.APIException):
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(OrderErrorSerializer, description=description)
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 def _fill(order: SimulatedOrder) -> Fill:

@@ -25,7 +25,7 @@ from quant_trading.strategy import (
     registered_strategies,
 )
 
-from .backtest_serializers import ErrorSerializer
+from .errors import ErrorSerializer
 
 __all__ = ["StrategyList", "StrategySerializer", "available_strategies", "strategy_dirs"]
 
