@@ -250,3 +250,13 @@ def _within(seconds: float, call):
     if "error" in box:
         raise box["error"]
     return box.get("value")
+
+
+def test_a_client_id_is_free_again_as_soon_as_disconnect_returns():
+    # TWS refuses a client id that is still connected (error 326); a tool that reconnects at
+    # once (the dashboard's toggle, a restarted script) must not race its own old session.
+    with frozen_simulator() as sim:
+        for _ in range(3):
+            connection = IBKRConnection(client_id=7, port=sim.port, env_file=None, timeout=WAIT)
+            assert connection.connect_to_tws(), connection.last_error
+            connection.disconnect_from_tws()

@@ -26,9 +26,11 @@ It works with ibapi 9.81 (PyPI) and IB's 10.x API, whose callbacks pass extra ar
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -435,6 +437,13 @@ class IBKRConnection(EWrapper, EClient):
 
     def _abort(self) -> None:
         closing, self._closing = self._closing, True
+        sock = getattr(self.conn, "socket", None)
+        if sock is not None:
+            # close() alone leaves the socket open while the reader thread sits in recv()
+            # (up to ibapi's 1 s receive timeout), so TWS would hold our client id that long;
+            # shutdown() ends the session at once and wakes the reader.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         try:
             if self.conn is not None:
                 self.disconnect()
