@@ -64,10 +64,6 @@ log = logging.getLogger(__name__)
 ONE_OFF_CLIENT_IDS = 8
 #: The longest a health check waits for TWS's port to accept a TCP connection.
 PROBE_TIMEOUT = 1.0
-#: TWS frees a client id once it sees the old socket close, which ibapi's socket reader
-#: delays by up to a second (its recv timeout), so connecting right after a disconnect may
-#: find the id still taken: the held connection tries again for this long.
-CLIENT_ID_GRACE = 2.0
 
 State = Literal["disconnected", "connecting", "connected", "reconnecting"]
 
@@ -295,19 +291,13 @@ class HeldConnection:
             if current is not None:  # reconnecting, or dropped and not noticed yet
                 current.disconnect_from_tws()
             tws = settings.TWS
-            started = time.monotonic()
-            deadline = started + float(settings.TWS_TIMEOUT)
+            deadline = time.monotonic() + float(settings.TWS_TIMEOUT)
             log.info("connecting the held connection to TWS at %s", _where(tws))
-            while True:
-                tracker, connected = self._open(tws, deadline)
-                if connected:
-                    log.info("held connection to TWS at %s is up (client %d)", _where(tws),
-                             tws.client_id)  # fmt: skip
-                    return self.state()
-                retry = min(started + CLIENT_ID_GRACE, deadline) - time.monotonic() > 0.1
-                if not (tracker.client_id_taken and retry):
-                    break
-                time.sleep(0.1)  # our own previous connection may still hold the id
+            tracker, connected = self._open(tws, deadline)
+            if connected:
+                log.info("held connection to TWS at %s is up (client %d)", _where(tws),
+                         tws.client_id)  # fmt: skip
+                return self.state()
             error = _connect_error(tracker)
             with self._lock:
                 if self._tracker is tracker:
