@@ -95,3 +95,50 @@ def test_gunicorn_serves_the_built_dashboard_static_files_and_checks_the_token(t
     assert anonymous.headers.get("WWW-Authenticate", "").startswith("Bearer")
     assert wrong.status == 401 and wrong.json()["error"]["message"] == "invalid API token"
     assert bearer.status == 200 and bearer.json()["openapi"].startswith("3.")
+
+
+def test_parallel_backtests_and_order_posts_under_runserver_all_land_unmixed(tmp_path):
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server_process import REPO_ROOT
+
+    data = tmp_path / "market_data"
+    data.mkdir()
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        shutil.copy(REPO_ROOT / "market_data" / f"{symbol}_1m.csv", data)
+    backtests = [
+        {"strategy": "MACD", "symbols": [symbol], "timeframe": "5m", "write_cache": False}
+        for symbol in ("AAPL", "MSFT", "SPY")
+    ] + [{"strategy": "RSI", "symbols": ["AAPL"], "timeframe": "3m", "write_cache": False}]
+    orders = [
+        {"symbol": "SPY", "side": "BUY" if i % 2 else "SELL", "quantity": i + 1,
+         "price": 500 + i, "client_order_id": f"web-{i}"}
+        for i in range(12)
+    ]  # fmt: skip
+    with running_server(backend_env(tmp_path)) as server:
+        with ThreadPoolExecutor(max_workers=8) as pool:  # all in flight together
+            runs = [pool.submit(server.request, "POST", "/api/backtests/", b) for b in backtests]
+            posts = [
+                pool.submit(server.request, "POST", "/api/simulated-orders/", o) for o in orders
+            ]
+            ran = [future.result() for future in runs]
+            posted = [future.result() for future in posts]
+        listed_runs = server.request("GET", "/api/backtests/?page_size=50").json()
+        listed_orders = server.request("GET", "/api/simulated-orders/?page_size=50").json()
+    for request, answer in zip(backtests, ran):
+        assert answer.status == 201, answer.body[:300]
+        run = answer.json()
+        assert (run["strategy"], run["symbols"], run["timeframe"]) == (
+            request["strategy"], request["symbols"], request["timeframe"]
+        )  # fmt: skip
+        assert {row["symbol"] for row in run["symbol_metrics"]} == set(request["symbols"])
+        assert {t["symbol"] for t in run["trades"]} <= set(request["symbols"])
+    for request, answer in zip(orders, posted):
+        assert answer.status == 201, answer.body[:300]
+        order = answer.json()
+        assert {k: order[k] for k in request} == request
+    assert listed_runs["count"] == len(backtests)
+    assert sorted(o["client_order_id"] for o in listed_orders["results"]) == sorted(
+        o["client_order_id"] for o in orders
+    )
