@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 from quant_trading.backtesting.cache import CacheError
 from quant_trading.visualization.catalog import run_backtest_hint
 
+from .backtest_records import display_path
 from .chart_params import BadParameter, parse_chart_timeframe, parse_symbol
 from .chart_payload import chart_document, select
 from .chart_serializers import (
@@ -149,4 +150,6 @@ class ChartDetail(APIView):
             raise CacheUnreadable(f"{file.path}: cannot read ({exc.strerror})") from None
         window = select(backtest.candles.index, start, end, limit)
         body = chart_document(backtest, summary, window, start=start, end=end, limit=limit)
+        if "file" in body["data"]:  # as the backtests endpoint shows it, not this server's path
+            body["data"] = {**body["data"], "file": display_path(body["data"]["file"])}
         return Response(body)
