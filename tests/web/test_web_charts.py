@@ -479,7 +479,7 @@ def test_the_schema_describes_what_the_chart_endpoints_answer(caches, api):
     chart = api.get("/api/charts/5m/AAPL/?limit=5").json()
     assert keys("Chart") == set(chart) == CHART_KEYS
     assert keys("ChartWindow") == set(chart["window"]) == WINDOW_KEYS
-    assert keys("ChartTrade") == set(chart["trades"][0]) == TRADE_KEYS
+    assert keys("RoundTrip") == set(chart["trades"][0]) == TRADE_KEYS
     assert keys("Statistics") == set(chart["statistics"])
     listed = api.get("/api/charts/").json()
     assert keys("ChartSummary") == set(listed["results"][0]) == SUMMARY_KEYS

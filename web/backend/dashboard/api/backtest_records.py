@@ -10,12 +10,10 @@ or absolute for a folder configured outside it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from django.conf import settings
 
@@ -24,11 +22,12 @@ from quant_trading.backtesting.report import equity_by_month
 from quant_trading.backtesting.runner import RunResult, SymbolResult
 from quant_trading.backtesting.statistics import Statistics
 
+from .jsonable import json_number
+
 __all__ = [
     "RunRecords",
     "data_file_record",
     "display_path",
-    "json_number",
     "monthly_records",
     "run_records",
     "statistics_record",
@@ -50,20 +49,6 @@ class RunRecords:
     data_files: list[dict[str, Any]]
     skipped: dict[str, str]
     cache_files: list[str]
-
-
-def json_number(value: Any) -> Any:
-    """A value as strict JSON holds it: numpy scalars as Python ones, NaN as None, and
-    infinity as ``"Infinity"``/``"-Infinity"`` (which Python's float() and JavaScript's
-    Number() read back)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def display_path(path: str | Path) -> str:

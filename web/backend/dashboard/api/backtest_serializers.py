@@ -27,6 +27,7 @@ __all__ = [
     "RunSettingsSerializer",
     "StatisticsSerializer",
     "SymbolMetricsSerializer",
+    "RoundTripSerializer",
     "TradeSerializer",
 ]
 
@@ -83,11 +84,10 @@ class SymbolMetricsSerializer(StatisticsSerializer):
     warning = serializers.CharField(allow_null=True)
 
 
-class TradeSerializer(serializers.Serializer):
+class RoundTripSerializer(serializers.Serializer):
     """One round trip: entered at a bar's open, left at an open (or a close for
     ``session close`` and ``end of data``)."""
 
-    symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=["long", "short"])
     entry_time = serializers.DateTimeField()
     entry_price = serializers.FloatField()
@@ -96,11 +96,19 @@ class TradeSerializer(serializers.Serializer):
     shares = serializers.FloatField()
     commission = serializers.FloatField(help_text="entry and exit, USD")
     pnl = serializers.FloatField(help_text="net of commissions, USD")
-    return_pct = serializers.FloatField(help_text="net, relative to the entry value")
+    return_pct = serializers.FloatField(
+        allow_null=True, help_text="net, relative to the entry value (null when undefined)"
+    )
     bars_held = serializers.IntegerField()
     exit_reason = serializers.ChoiceField(
         choices=EXIT_REASONS, help_text="session close and end of data exit at the bar's close"
     )
+
+
+class TradeSerializer(RoundTripSerializer):
+    """A round trip of one of the run's symbols."""
+
+    symbol = serializers.CharField()
 
 
 class MonthlyEquitySerializer(serializers.Serializer):

@@ -10,7 +10,6 @@ cache file; JavaScript's ``Number()`` reads it). Other times are ISO 8601 in New
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,24 +19,13 @@ import pandas as pd
 from quant_trading.backtesting.cache import CachedBacktest
 
 from .chart_store import ChartSummary
+from .jsonable import json_number
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Window", "chart_document", "json_number", "select"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Window", "chart_document", "select"]
 
 DEFAULT_LIMIT = 2_000  # about a month of 5-minute bars
 MAX_LIMIT = 20_000
 _OHLCV = ("open", "high", "low", "close", "volume")
-
-
-def json_number(value: Any) -> Any:
-    """A number as strict JSON can hold it: NaN -> None, +-inf -> "Infinity"/"-Infinity"."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def _floats(values: np.ndarray) -> list:

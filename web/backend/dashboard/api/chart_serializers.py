@@ -9,9 +9,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .backtest_serializers import StatisticsSerializer
+from .backtest_serializers import RoundTripSerializer, StatisticsSerializer
 from .chart_params import BadParameter, parse_chart_timeframe, parse_symbol, parse_when
-from .chart_payload import DEFAULT_LIMIT, MAX_LIMIT, json_number
+from .chart_payload import DEFAULT_LIMIT, MAX_LIMIT
+from .jsonable import json_number
 
 # --- query parameters -----------------------------------------------------------------------
 
@@ -186,20 +187,6 @@ class ChartIndicatorSerializer(serializers.Serializer):
     lines = ChartLineSerializer(many=True)
 
 
-class ChartTradeSerializer(serializers.Serializer):
-    side = serializers.ChoiceField(choices=["long", "short"])
-    entry_time = serializers.DateTimeField()
-    entry_price = serializers.FloatField()
-    exit_time = serializers.DateTimeField()
-    exit_price = serializers.FloatField()
-    shares = serializers.FloatField()
-    commission = serializers.FloatField()
-    pnl = serializers.FloatField(help_text="net of commissions")
-    return_pct = JsonNumberField()
-    bars_held = serializers.IntegerField()
-    exit_reason = serializers.CharField()
-
-
 class ChartSerializer(serializers.Serializer):
     """``GET /api/charts/<timeframe>/<symbol>/``: a window of a cached backtest."""
 
@@ -219,6 +206,6 @@ class ChartSerializer(serializers.Serializer):
         "by their start): open, high, low, close, volume, each indicator column, equity "
         "and position (signed shares); null where undefined",
     )
-    trades = ChartTradeSerializer(many=True, help_text="round trips overlapping the window")
+    trades = RoundTripSerializer(many=True, help_text="round trips overlapping the window")
     trades_total = serializers.IntegerField(help_text="round trips in the whole backtest")
     statistics = StatisticsSerializer(help_text="the backtest's statistics")
