@@ -177,8 +177,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = _path("DJANGO_STATIC_ROOT", REPO_ROOT / "staticfiles")
 # Until collectstatic has run there is nothing to serve from STATIC_ROOT; not worth a warning.
 warnings.filterwarnings("ignore", message="No directory at: ")
-# The built dashboard (npm run build) is served at / when it exists.
-WHITENOISE_ROOT = FRONTEND_DIST if FRONTEND_DIST.is_dir() else None
+# The built dashboard (npm run build) is served at /; with DEBUG on WhiteNoise looks for new
+# files per request, so a build made while runserver runs shows without a restart.
+WHITENOISE_ROOT = FRONTEND_DIST
 WHITENOISE_INDEX_FILE = True
 
 CORS_URLS_REGEX = r"^/api/.*$"
