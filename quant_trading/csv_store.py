@@ -1,4 +1,6 @@
-"""Read and write OHLCV bar files: users' plain CSVs and the project's ``*_bars_macd.csv``.
+"""Read and write OHLCV bar files: users' plain CSVs, the project's ``*_bars_macd.csv``, and
+the same two kinds as Parquet (``.parquet``: the downloader's ``--format parquet``, or a user's
+own file).
 
 Reading is forgiving about form and strict about content. Column names are matched without
 regard to case (a time column called date, datetime, time or timestamp, or separate date and
@@ -9,19 +11,30 @@ times are taken as America/New_York). Rows are sorted and duplicate timestamps d
 message names the file and the line: an unparsable time, a time without a date (``09:30:00``,
 which a date parser would silently put on today's date), a missing, non-numeric or
 non-positive price, high below low, a negative volume; also a header that names fewer columns
-than the rows hold (pandas would quietly turn the first column into the index).
+than the rows hold (pandas would quietly turn the first column into the index). A Parquet
+file is checked the same way, its rows counted from 1 (``row 5``) as it has no lines; its time
+may also be the index pandas stored with it.
 
-Files are written with :func:`~quant_trading.atomic.atomic_write`, times as ISO 8601 with the
-exchange's UTC offset (``2024-03-01T09:30:00-05:00``).
+CSVs are parsed by pyarrow's reader when the file is plain (a header, one time column in ISO
+8601 form, numbers, no blank lines): it reads times with their UTC offsets in C, in about a
+third of the time of pandas' reader followed by ``to_datetime``. Anything else, and any file
+with a bad row, goes through pandas' reader, which keeps line numbers exact and reads every
+form above; so the error messages are the same either way.
+
+Files are written with :func:`~quant_trading.atomic.atomic_write`, times in CSVs as ISO 8601
+with the exchange's UTC offset (``2024-03-01T09:30:00-05:00``), in Parquet as timestamps in
+America/New_York.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +44,20 @@ from .atomic import atomic_write
 from .bars import EXCHANGE_TZ, MACD_COLUMNS, OHLCV
 from .timeframes import Timeframe, parse_timeframe
 
-__all__ = ["DataFileError", "read_bars", "write_bars", "bars_filename"]
+__all__ = [
+    "FORMATS",
+    "DataFileError",
+    "ParsedBars",
+    "bars_filename",
+    "parse_bars",
+    "read_bars",
+    "write_bars",
+]
 
 log = logging.getLogger(__name__)
+
+#: File formats the store reads and writes, by file suffix.
+FORMATS = ("csv", "parquet")
 
 _PRICES = ["open", "high", "low", "close"]
 _TIME_NAMES = ("datetime", "timestamp", "date", "time")
@@ -50,22 +74,115 @@ class DataFileError(ValueError):
     """A bar file that cannot be used; the message names the file and, if any, the line."""
 
 
-def bars_filename(symbol: str, timeframe: Timeframe | str) -> str:
-    """The project's file name for a symbol's bars: ``AAPL_5m_bars_macd.csv``."""
-    return f"{symbol.upper()}_{parse_timeframe(timeframe).name}_bars_macd.csv"
+@dataclass(frozen=True)
+class ParsedBars:
+    """A bar file read into the canonical bars frame, with what was tidied on the way
+    (rows sorted, duplicates dropped, no volume column): ``(logging level, message)`` pairs
+    that :meth:`log` reports, prefixed with the file's path."""
+
+    bars: pd.DataFrame
+    path: Path
+    notes: tuple[tuple[int, str], ...] = ()
+
+    def log(self) -> None:
+        """Log the notes, as :func:`read_bars` does each time it reads the file."""
+        for level, message in self.notes:
+            log.log(level, "%s: %s", self.path, message)
+
+
+def bars_filename(symbol: str, timeframe: Timeframe | str, fmt: str = "csv") -> str:
+    """The project's file name for a symbol's bars: ``AAPL_5m_bars_macd.csv`` (or ``.parquet``
+    with ``fmt="parquet"``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown bar file format {fmt!r} (use {' or '.join(FORMATS)})")
+    return f"{symbol.upper()}_{parse_timeframe(timeframe).name}_bars_macd.{fmt}"
 
 
 def read_bars(
-    path: str | os.PathLike, tz: str = EXCHANGE_TZ, indicators: Sequence[str] = MACD_COLUMNS
+    path: str | os.PathLike,
+    tz: str = EXCHANGE_TZ,
+    indicators: Sequence[str] = MACD_COLUMNS,
+    *,
+    content: bytes | None = None,
 ) -> pd.DataFrame:
-    """Read a bar CSV into the canonical bars frame (see :mod:`quant_trading.bars`).
+    """Read a bar CSV or Parquet file into the canonical bars frame (see
+    :mod:`quant_trading.bars`).
 
     The ``indicators`` columns (by default ``MACD``, ``Signal`` and ``Hist``) are kept when
-    the file has them; other extra columns are ignored. Raises :class:`DataFileError` for a
-    missing file or any bad row.
+    the file has them; other extra columns are ignored. ``content``: the file's bytes when the
+    caller has read them already (they are parsed instead of the file, e.g. the very bytes a
+    checksum was taken of). Raises :class:`DataFileError` for a missing file or any bad row.
     """
+    parsed = parse_bars(path, tz, indicators, content=content)
+    parsed.log()
+    return parsed.bars
+
+
+def parse_bars(
+    path: str | os.PathLike,
+    tz: str = EXCHANGE_TZ,
+    indicators: Sequence[str] = MACD_COLUMNS,
+    *,
+    content: bytes | None = None,
+) -> ParsedBars:
+    """:func:`read_bars` without the logging: the frame and the notes it would log."""
     path = Path(path)
-    raw = _read_table(path)
+    if path.suffix.lower() == ".parquet":
+        raw = _read_parquet(path, content)
+        return _from_table(path, raw, tz, indicators, first_row=1, unit="row")
+    data = _file_bytes(path, content)
+    header = _header(path, data)
+    sep = max((",", ";", "\t"), key=header.count)
+    typed = _arrow_table(data, sep)
+    if typed is not None:
+        try:
+            return _from_table(path, typed, tz, indicators)
+        except DataFileError:
+            pass  # pandas' reader below sees the rows as written and names the problem
+    return _from_table(path, _read_table(path, data, sep), tz, indicators)
+
+
+def write_bars(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a bars frame atomically: ``time``, OHLCV, then its other (indicator) columns; a
+    CSV (times in ISO 8601 with UTC offset) or, for a ``.parquet`` path, Parquet. Returns the
+    path."""
+    path = Path(path)
+    columns = [*OHLCV, *(c for c in frame.columns if c not in OHLCV)]
+    out = frame[columns].copy()
+    volume = out["volume"].to_numpy()
+    if np.isfinite(volume).all() and (volume == np.round(volume)).all():
+        out["volume"] = volume.astype(np.int64)  # "1200", not "1200.0": shares are whole
+    if path.suffix.lower() == ".parquet":
+        _write_parquet(out, path)
+        return path
+    out.insert(0, "time", _iso_times(frame.index))
+    with atomic_write(path) as handle:
+        out.to_csv(handle, index=False, lineterminator="\n")
+    return path
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # The time as a column, not pandas' index metadata: other tools (polars, DuckDB, R) see
+    # a plain "time" column of timestamps with the zone.
+    table = pa.Table.from_pandas(frame.rename_axis("time").reset_index(), preserve_index=False)
+    with atomic_write(path, "wb") as handle:
+        pq.write_table(table, handle)
+
+
+def _from_table(
+    path: Path,
+    raw: pd.DataFrame,
+    tz: str,
+    indicators: Sequence[str],
+    first_row: int = 2,
+    unit: str = "line",
+) -> ParsedBars:
+    """Check and convert a table as read (text or typed columns) into the bars frame.
+    ``first_row``: the line (CSV: 2, below the header) or row number of the table's first
+    row, for the messages."""
     columns = {str(name).strip().lower(): name for name in raw.columns}
     missing = [name for name in _PRICES if name not in columns]
     time_text = _time_column(raw, columns)
@@ -82,7 +199,7 @@ def read_bars(
 
     # Blank lines are kept by the reader so that row i is line i + 2 of the file (header = 1).
     blank = raw.isna().all(axis=1).to_numpy()
-    lines = np.arange(len(raw)) + 2
+    lines = np.arange(len(raw)) + first_row
     if blank.any():
         raw, time_text, lines = raw[~blank], time_text[~blank], lines[~blank]
     if raw.empty:
@@ -90,7 +207,7 @@ def read_bars(
     undated = _first_undated(time_text)
     if undated is not None:
         raise DataFileError(
-            f"{path}, line {lines[undated]}: time {str(time_text.iloc[undated]).strip()!r} "
+            f"{path}, {unit} {lines[undated]}: time {str(time_text.iloc[undated]).strip()!r} "
             + _NO_DATE
         )
 
@@ -126,10 +243,11 @@ def read_bars(
     )
     if problems:
         row, message = min(problems)
-        raise DataFileError(f"{path}, line {lines[row]}: {message}")
+        raise DataFileError(f"{path}, {unit} {lines[row]}: {message}")
 
+    notes: list[tuple[int, str]] = []
     if "volume" not in values:
-        log.info("%s: no volume column; volume set to 0", path)
+        notes.append((logging.INFO, "no volume column; volume set to 0"))
         values["volume"] = np.zeros(len(raw))
     else:
         values["volume"] = np.nan_to_num(values["volume"])
@@ -137,38 +255,40 @@ def read_bars(
         {name: values[name] for name in [*OHLCV, *indicators] if name in values},
         index=pd.DatetimeIndex(times, name="time"),
     )
-    return _tidy(frame, path)
+    return ParsedBars(_tidy(frame, notes), path, tuple(notes))
 
 
-def write_bars(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a bars frame atomically: ``time`` (ISO 8601 with UTC offset), OHLCV, then its
-    other (indicator) columns. Returns the path."""
-    path = Path(path)
-    columns = [*OHLCV, *(c for c in frame.columns if c not in OHLCV)]
-    out = frame[columns].copy()
-    out.insert(0, "time", _iso_times(frame.index))
-    volume = out["volume"].to_numpy()
-    if np.isfinite(volume).all() and (volume == np.round(volume)).all():
-        out["volume"] = volume.astype(np.int64)  # "1200", not "1200.0": shares are whole
-    with atomic_write(path) as handle:
-        out.to_csv(handle, index=False, lineterminator="\n")
-    return path
-
-
-def _read_table(path: Path) -> pd.DataFrame:
+def _file_bytes(path: Path, content: bytes | None) -> bytes:
+    if content is not None:
+        return content
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            header = handle.readline()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot read file ({exc})") from None
+
+
+def _header(path: Path, data: bytes) -> str:
+    """The first line, as a text file's readline() would give it."""
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    try:
+        header = data[: min(ends) if ends else len(data)].decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise DataFileError(f"{path}: cannot read file ({exc})") from None
     if not header.strip():
         raise DataFileError(f"{path}: file is empty")
-    sep = max((",", ";", "\t"), key=header.count)
+    return header
+
+
+def _read_table(path: Path, data: bytes, sep: str) -> pd.DataFrame:
     try:
         raw = pd.read_csv(
-            path, sep=sep, encoding="utf-8-sig", skip_blank_lines=False, skipinitialspace=True
+            io.BytesIO(data),
+            sep=sep,
+            encoding="utf-8-sig",
+            skip_blank_lines=False,
+            skipinitialspace=True,
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1]
@@ -183,6 +303,65 @@ def _read_table(path: Path) -> pd.DataFrame:
             f"{len(raw.columns)} columns (is a column name missing from the first line?)"
         )
     return raw
+
+
+def _arrow_table(data: bytes, sep: str) -> pd.DataFrame | None:
+    """The CSV read by pyarrow with typed columns, or None when it is not plain enough for
+    the result to be certainly what pandas' reader gives: then that reader decides.
+
+    Plain means: no blank line (pyarrow skips them, which would shift line numbers), every
+    row as long as the header (pyarrow refuses others), distinct column names, and the time,
+    price and volume columns parsed by pyarrow as timestamps and numbers without a gap.
+    """
+    if b"\n\n" in data or b"\n\r\n" in data or b"\r\r" in data:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:  # pragma: no cover - a dependency; pandas' reader still works
+        return None
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(data), parse_options=pa_csv.ParseOptions(delimiter=sep)
+        )
+    except (pa.ArrowException, ValueError):
+        return None
+    names = [name.strip().lower() for name in table.column_names]
+    if len(set(names)) != len(names) or not set(_PRICES) <= set(names):
+        return None
+    times = [name for name in _TIME_NAMES if name in names]
+    if not times or {"date", "time"} <= set(times) and not {"datetime", "timestamp"} & set(times):
+        return None  # no time column, or a date and a time column to join: pandas' way
+    columns = [times[0], *_PRICES, *(["volume"] if "volume" in names else [])]
+    for name in columns:
+        column = table.column(names.index(name))
+        kind = column.type
+        typed = pa.types.is_timestamp(kind) if name == times[0] else (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        )  # fmt: skip
+        if not typed or column.null_count:
+            return None
+    return table.to_pandas()
+
+
+def _read_parquet(path: Path, content: bytes | None) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.py_buffer(content) if content is not None else path)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except (OSError, pa.ArrowException) as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DataFileError(f"{path}: not a readable Parquet file ({detail})") from None
+    frame = table.to_pandas()
+    if not isinstance(frame.index, pd.RangeIndex):
+        # The time kept as pandas' index (DataFrame.to_parquet's default): make it a column.
+        if isinstance(frame.index, pd.DatetimeIndex) and frame.index.name is None:
+            frame.index.name = "time"
+        frame = frame.reset_index()
+    return frame
 
 
 def _time_column(raw: pd.DataFrame, columns: dict[str, str]) -> pd.Series | None:
@@ -203,6 +382,8 @@ def _first_undated(text: pd.Series) -> int | None:
     form; a lone row of another form fails to parse and is reported by line anyway). Numbers
     are all checked: epoch seconds before 1973 are clock times such as 93000, not dates.
     """
+    if pd.api.types.is_datetime64_any_dtype(text):
+        return None  # typed timestamps (pyarrow's reader, Parquet) always carry a date
     sample = text.dropna()
     if sample.empty:
         return None
@@ -224,6 +405,10 @@ def _first_undated(text: pd.Series) -> int | None:
 
 def _parse_times(text: pd.Series, tz: str) -> pd.Series:
     """Parse a time column to tz-aware timestamps in ``tz``; unparsable entries become NaT."""
+    if isinstance(text.dtype, pd.DatetimeTZDtype):
+        return text.dt.as_unit("ns").dt.tz_convert(tz)
+    if pd.api.types.is_datetime64_dtype(text):
+        return _localize(text.dt.as_unit("ns"), tz)
     if pd.api.types.is_numeric_dtype(text):
         return _parse_numeric_times(text.to_numpy(np.float64), tz)
     strings = text.astype("string")
@@ -296,17 +481,15 @@ def _first(problems: list[tuple[int, str]], mask: np.ndarray, describe) -> None:
         problems.append((i, describe(i)))
 
 
-def _tidy(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Sort by time and drop duplicate timestamps (keeping the last), saying what changed."""
+def _tidy(frame: pd.DataFrame, notes: list[tuple[int, str]]) -> pd.DataFrame:
+    """Sort by time and drop duplicate timestamps (keeping the last), noting what changed."""
     if not frame.index.is_monotonic_increasing:
-        log.warning("%s: rows were out of time order; sorted", path)
+        notes.append((logging.WARNING, "rows were out of time order; sorted"))
         frame = frame.sort_index(kind="stable")
     duplicated = frame.index.duplicated(keep="last")
     if duplicated.any():
-        log.warning(
-            "%s: dropped %d row(s) with a duplicate timestamp (kept the last)",
-            path, int(duplicated.sum()),
-        )  # fmt: skip
+        notes.append((logging.WARNING, f"dropped {int(duplicated.sum())} row(s) with a "
+                      "duplicate timestamp (kept the last)"))  # fmt: skip
         frame = frame[~duplicated]
     frame.attrs["duplicates_dropped"] = int(duplicated.sum())
     return frame

@@ -572,3 +572,74 @@ def test_the_checklist_names_the_port_used():
     result = fetch("--port", str(port), "--symbols", "AAPL", "--timeout", "5")
     assert result.returncode == 1
     assert f"3. Port {port} is available" in result.stderr and "7497" not in result.stderr
+
+
+# --- Parquet files (--format parquet) -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_parquet_download_merges_updates_and_feeds_the_backtest(forgetful_simulator, tmp_path):
+    """--format parquet writes <SYMBOL>_<tf>_bars_macd.parquet with the CSV's columns; a
+    re-run merges into it, --update adds only new bars, and the backtest reads it."""
+    port = str(forgetful_simulator.port)
+    base = ["--port", port, "--symbols", "SPY", "--bar-size", "5 mins", "--format", "parquet",
+            "--output-dir", str(tmp_path)]  # fmt: skip
+    first = fetch(*base, "--duration", "1 W", "--end-datetime", "20261028 16:00:00")
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "SPY_5m_bars_macd.parquet"
+    assert f"-> {path} " in first.stdout and sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name
+    ]
+    got = read_bars(path)
+    want = source("SPY").loc[range_start(parse_end("20261028 16:00:00"), 1, "W") :]
+    want = want[want.index < parse_end("20261028 16:00:00")]
+    pd.testing.assert_frame_equal(got[want.columns], want, check_freq=False)
+    assert list(got.columns) == ["open", "high", "low", "close", "volume", "MACD", "Signal", "Hist"]
+    assert (abs(got["Hist"].to_numpy()[40:] - macd(got["close"].to_numpy()).hist[40:]) < 1e-9).all()
+
+    # an overlapping earlier week merges in: nothing lost, nothing doubled
+    again = fetch(*base, "--duration", "1 W", "--end-datetime", "20261023 16:00:00")
+    assert again.returncode == 0, again.stderr
+    merged = read_bars(path)
+    assert merged.index.is_unique and merged.index.is_monotonic_increasing
+    assert got.index.isin(merged.index).all() and len(merged) > len(got)
+
+    update = fetch("--port", port, "--symbols", "SPY", "--update", "--format", "parquet",
+                   "--output-dir", str(tmp_path))  # fmt: skip
+    assert update.returncode == 0, update.stderr
+    after = read_bars(path)
+    added = after.index.difference(merged.index)
+    assert list(added) == list(source("SPY").loc["2026-10-28 16:00":"2026-10-30 10:25"].index)
+    assert f"({len(added):,} new)" in update.stdout
+
+    backtest = subprocess.run(
+        [sys.executable, "-m", "quant_trading.backtesting.run_backtest", "--data-dir",
+         str(tmp_path), "--symbols", "SPY", "--timeframe", "5m", "--no-cache"],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert backtest.returncode == 0, backtest.stderr
+    assert f"{path}" in backtest.stdout and f"{len(after):,} 5m bars" in backtest.stdout
+
+
+@pytest.mark.slow
+def test_a_parquet_download_starts_from_the_csv_of_the_same_name(forgetful_simulator, tmp_path):
+    """Switching an existing download to Parquet keeps its history: the new file starts from
+    the CSV's bars, and the CSV stays as it was."""
+    port = str(forgetful_simulator.port)
+    args = ["--port", port, "--symbols", "MSFT", "--bar-size", "5 mins", "--output-dir",
+            str(tmp_path), "--duration", "1 W"]  # fmt: skip
+    assert fetch(*args, "--end-datetime", "20261016 16:00:00").returncode == 0
+    csv = tmp_path / "MSFT_5m_bars_macd.csv"
+    before = csv.read_bytes()
+    result = fetch(*args, "--end-datetime", "20261030 10:30:00", "--format", "parquet")
+    assert result.returncode == 0, result.stderr
+    parquet = read_bars(tmp_path / "MSFT_5m_bars_macd.parquet")
+    assert read_bars(csv).index.isin(parquet.index).all()
+    assert parquet.index[-1] == pd.Timestamp("2026-10-30 10:25", tz="America/New_York")
+    assert csv.read_bytes() == before
+
+
+def test_an_unknown_format_is_refused_in_one_line():
+    result = fetch("--port", "1", "--symbols", "AAPL", "--format", "xlsx")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "argument --format: invalid choice: 'xlsx'" in result.stderr

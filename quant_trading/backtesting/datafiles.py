@@ -1,27 +1,37 @@
 """Find and load a symbol's bars for a timeframe from a data folder.
 
-Looks for, in order: ``<SYMBOL>_<tf>_bars_macd.csv`` (the downloader's files),
-``<SYMBOL>_<tf>.csv``, then the same names for finer timeframes that divide ``tf``
-(coarsest first, as the longest history usually sits there), aggregated by the shared core.
-File names match regardless of case. The first found is used; other files of its bar size
-are recorded (:attr:`SymbolData.unused`) so that the report can say that a download now
-shadows a file.
+Looks for, in order (for ``AAPL`` at ``5m``):
+
+1. ``AAPL_5m_bars_macd.parquet``: the downloader's file with ``--format parquet``;
+2. ``AAPL_5m_bars_macd.csv``: the downloader's and the live tracker's file;
+3. ``AAPL_5m.parquet``: a plain OHLCV Parquet file;
+4. ``AAPL_5m.csv``: a plain OHLCV CSV (the bundled samples);
+5. the same four names for each finer timeframe that divides ``tf`` (coarsest first, as the
+   longest history usually sits there), aggregated by the shared core.
+
+Downloads come before plain files, and of two files with the same name Parquet comes first:
+it exists only because someone asked for it. File names match regardless of case. The first
+found is used; other files of its bar size are recorded (:attr:`SymbolData.unused`) so that
+the report can say that a download now shadows a file.
+
+CSVs are read through the parsed-bars cache (:mod:`quant_trading.bars_cache`), which keeps
+their parsed bars in ``<data folder>/.qt_cache/``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..bars import OHLCV, aggregate
-from ..csv_store import DataFileError, read_bars
+from ..bars import aggregate
+from ..bars_cache import load_bars
+from ..csv_store import DataFileError
 from ..timeframes import Timeframe, parse_timeframe
 
-__all__ = ["SymbolData", "find_bars_file", "load_symbol", "MissingDataError"]
+__all__ = ["SymbolData", "find_bars_file", "load_symbol", "MissingDataError", "estimate_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +60,28 @@ def _candidates(symbol: str, tf: Timeframe) -> list[tuple[str, Timeframe]]:
     finer = [f for f in reversed(_LADDER) if f.seconds < tf.seconds and tf.seconds % f.seconds == 0]
     names = []
     for each in [tf, *finer]:
-        names += [(f"{symbol}_{each}_bars_macd.csv", each), (f"{symbol}_{each}.csv", each)]
+        for stem in (f"{symbol}_{each}_bars_macd", f"{symbol}_{each}"):
+            names += [(f"{stem}.parquet", each), (f"{stem}.csv", each)]
     return names
 
 
 def _found_files(
-    data_dir: str | Path, symbol: str, timeframe: Timeframe | str
+    data_dir: str | Path, symbol: str, timeframe: Timeframe | str, present: dict | None = None
 ) -> list[tuple[Path, Timeframe]]:
-    """Every candidate file present for the symbol, in precedence order."""
+    """Every candidate file present for the symbol, in precedence order. ``present``: the
+    folder's listing from :func:`_listing`, when several symbols are looked up."""
+    if present is None:
+        present = _listing(data_dir)
+    candidates = _candidates(symbol.upper(), parse_timeframe(timeframe))
+    return [(present[name.lower()], tf) for name, tf in candidates if name.lower() in present]
+
+
+def _listing(data_dir: str | Path) -> dict[str, Path]:
+    """The folder's files by lower-case name."""
     folder = Path(data_dir)
     if not folder.is_dir():
         raise MissingDataError(f"{folder}: data folder not found")
-    present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
-    candidates = _candidates(symbol.upper(), parse_timeframe(timeframe))
-    return [(present[name.lower()], tf) for name, tf in candidates if name.lower() in present]
+    return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
 
 
 def find_bars_file(
@@ -96,8 +114,8 @@ def load_symbol(data_dir: str | Path, symbol: str, timeframe: Timeframe | str) -
     # Another file of the same bar size is what a download shadows (AAPL_5m_bars_macd.csv
     # over AAPL_5m.csv); finer files are always lower and not worth a mention.
     unused = tuple(other for other, other_tf in found[1:] if other_tf == source_tf)
-    content = path.read_bytes()
-    bars = read_bars(path)[OHLCV]
+    loaded = load_bars(path)
+    bars = loaded.bars
     if source_tf != tf:
         log.info("%s: aggregating %s bars to %s", path.name, source_tf, tf)
         try:
@@ -110,6 +128,38 @@ def load_symbol(data_dir: str | Path, symbol: str, timeframe: Timeframe | str) -
         bars=bars,
         path=path,
         source_timeframe=source_tf,
-        sha256=hashlib.sha256(content).hexdigest(),
+        sha256=loaded.sha256,
         unused=unused,
     )
+
+
+def estimate_rows(
+    data_dir: str | Path, symbols: list[str], timeframe: Timeframe | str
+) -> list[int]:
+    """About how many rows each symbol's file holds (0 for none), without reading the files:
+    the work a run faces, for sizing it before loading anything."""
+    present = _listing(data_dir)
+    rows = []
+    for symbol in symbols:
+        found = _found_files(data_dir, symbol, timeframe, present)
+        rows.append(_estimate_rows(found[0][0]) if found else 0)
+    return rows
+
+
+def _estimate_rows(path: Path) -> int:
+    """A Parquet file's row count from its footer; a CSV's size over its first lines' length."""
+    sample = 1 << 14
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(sample)
+    except (OSError, ValueError):  # an estimate; the load will say what is wrong
+        return 0
+    lines = head.count(b"\n")
+    if len(head) < sample:
+        return max(lines - 1, 0)  # the whole file, less its header
+    return int(size / (len(head) / lines)) if lines else 0

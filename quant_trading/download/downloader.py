@@ -1,9 +1,12 @@
-"""Download long ranges of historical bars from TWS into ``<SYMBOL>_<tf>_bars_macd.csv``.
+"""Download long ranges of historical bars from TWS into ``<SYMBOL>_<tf>_bars_macd.csv``
+(or ``.parquet``: ``HistoryDownloader(file_format="parquet")``).
 
 The range is cut into the fewest requests IB allows (:mod:`.chunks`), sent through a pacing
 limiter, retried after a pacing violation, and merged into the existing file: new bars are
 added, overlapping ones replaced by the newer download, MACD recomputed over the whole file,
-and the file rewritten atomically after every chunk. A small progress file beside it records
+and the file rewritten atomically after every chunk. A Parquet download into a folder that
+holds only the CSV of the same name starts from the CSV's bars, so switching formats never
+loses history (the CSV is left as it is). A small progress file beside it records
 which chunks are done, so an interrupted run (Ctrl-C, a dropped connection) resumes where it
 stopped when the same command runs again.
 
@@ -26,7 +29,7 @@ from ..atomic import atomic_write
 from ..bars import EXCHANGE_TZ, OHLCV, with_macd
 from ..core.ibkr_connection import IBKRConnection, RequestError, RequestTimeout, stock
 from ..core.pacing import PacingLimiter, PacingRules
-from ..csv_store import DataFileError, bars_filename, read_bars
+from ..csv_store import FORMATS, DataFileError, bars_filename, read_bars
 from ..timeframes import Timeframe, parse_timeframe
 from .chunks import (
     Chunk,
@@ -165,10 +168,15 @@ class HistoryDownloader(IBKRConnection):
         pacing: PacingRules | None = None,
         progress: bool | None = None,
         limiter: PacingLimiter | None = None,
+        file_format: str = "csv",
         **connection,
     ) -> None:
+        if file_format not in FORMATS:
+            raise ValueError(f"file_format {file_format!r}: use {' or '.join(FORMATS)}")
         super().__init__(**connection)
         self.output_dir = Path(output_dir)
+        #: "csv" or "parquet": the files' format (the names differ only in their suffix).
+        self.file_format = file_format
         #: Paces every historical request and counts the time waited; pass one ``limiter``
         #: to several downloaders that share a TWS (IB paces per TWS session).
         self.limiter = limiter or PacingLimiter(pacing or PacingRules())
@@ -201,10 +209,10 @@ class HistoryDownloader(IBKRConnection):
     def _download(self, request: DownloadRequest, update: bool, result: DownloadResult) -> None:
         symbol = result.symbol
         contract = self._contract(request)
-        path = self.output_dir / bars_filename(symbol, request.timeframe)
+        path = self.output_dir / bars_filename(symbol, request.timeframe, self.file_format)
         result.path = path
         try:
-            existing = read_bars(path)[OHLCV] if path.exists() else None
+            existing = self._existing(path, symbol, request.timeframe)
         except DataFileError as exc:
             result.error = f"{exc} (left untouched)"
             return
@@ -286,6 +294,18 @@ class HistoryDownloader(IBKRConnection):
         result.first, result.last = stored.index[0], stored.index[-1]
 
     # ---------------------------------------------------------------- helpers
+    def _existing(self, path: Path, symbol: str, tf: Timeframe) -> pd.DataFrame | None:
+        """The bars stored so far: the file itself, or, before its first write, the same
+        download in the other format (a Parquet file starts from the CSV's bars)."""
+        if path.exists():
+            return read_bars(path)[OHLCV]
+        for other in FORMATS:
+            twin = self.output_dir / bars_filename(symbol, tf, other)
+            if other != self.file_format and twin.exists():
+                log.info("%s: starting from the bars in %s", path.name, twin.name)
+                return read_bars(twin)[OHLCV]
+        return None
+
     def _contract(self, request: DownloadRequest):
         contract = stock(request.symbol, request.exchange, request.currency,
                          request.primary_exchange)  # fmt: skip

@@ -3,6 +3,10 @@
     python -m quant_trading.tools.fetch_historical_data --symbols SMR --duration "6 M" \
         --bar-size "5 mins"
 
+``--format parquet`` writes ``<SYMBOL>_<timeframe>_bars_macd.parquet`` instead: the same
+columns, in less than half the space, typed, and read without parsing text (by the backtest,
+pandas, polars or DuckDB).
+
 Long ranges are split into as few requests as IB allows and paced so TWS never answers
 with a pacing violation; re-running merges into the existing file; ``--update`` fetches only
 what is newer than the file; an interrupted run resumes when the same command runs again.
@@ -21,6 +25,7 @@ from ..cli import (
     setup_logging,
 )
 from ..core.ibkr_connection import ConnectionConfigError
+from ..csv_store import FORMATS
 from ..download.chunks import DurationError, check_bar_size, parse_duration, parse_end
 from ..download.downloader import (
     ConnectionLost,
@@ -37,7 +42,8 @@ WHAT_TO_SHOW = ("TRADES", "MIDPOINT", "BID", "ASK")
 
 def _parser() -> ArgumentParser:
     p = ArgumentParser(
-        prog=PROG, description="Download historical bars from TWS into CSV files with MACD."
+        prog=PROG,
+        description="Download historical bars from TWS into CSV (or Parquet) files with MACD.",
     )
     p.add_argument(
         "--symbols", nargs="+", required=True, metavar="SYMBOL", help="one or more symbols"
@@ -68,7 +74,14 @@ def _parser() -> ArgumentParser:
         help="TRADES (default), MIDPOINT, BID or ASK",
     )
     p.add_argument(
-        "--output-dir", default="market_data", help="where the CSVs go (default: market_data/)"
+        "--output-dir", default="market_data", help="where the files go (default: market_data/)"
+    )
+    p.add_argument(
+        "--format",
+        default="csv",
+        type=str.lower,
+        choices=FORMATS,
+        help="file format: csv, or parquet for <SYMBOL>_<tf>_bars_macd.parquet (default: csv)",
     )
     p.add_argument(
         "--update",
@@ -99,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_dir(args.output_dir)
         downloader = HistoryDownloader(
             args.output_dir, client_id=args.client_id, host=args.host, port=args.port,
-            timeout=args.timeout, allow_live=args.live,
+            timeout=args.timeout, allow_live=args.live, file_format=args.format,
         )  # fmt: skip
     except (DurationError, OutputDirError, ConnectionConfigError) as exc:
         return fail(PROG, str(exc), 2)
