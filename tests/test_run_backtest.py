@@ -366,6 +366,8 @@ def test_parallel_jobs_give_the_same_results(tmp_path, data_dir):
         str(tmp_path / "b"),
         "--jobs",
         "2",
+        # Small data would run in one process; the test is about worker processes.
+        env={"QT_JOBS_MIN_BARS": "1"},
     )
     assert serial.returncode == parallel.returncode == 0, parallel.stderr
     strip = lambda out: [x for x in out.splitlines() if not x.startswith(("Cache:", "  "))]  # noqa: E731

@@ -52,7 +52,7 @@ def test_strategy_path_setting_and_parallel_jobs(user_folder, tmp_path):
     done = run_module(
         "quant_trading.backtesting.run_backtest",
         "--strategy", "BREAKOUT", *ARGS, "--symbols", "SPY", "AAPL", "--jobs", "2", "--no-cache",
-        env={"QT_STRATEGY_PATH": str(user_folder)},
+        env={"QT_STRATEGY_PATH": str(user_folder), "QT_JOBS_MIN_BARS": "1"},  # a real worker
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "BREAKOUT backtest" in done.stdout and "AAPL" in done.stdout

@@ -3,19 +3,29 @@
 Everything the visualizer shows comes from here, so it never re-runs a backtest: the run's
 settings, the data file and its checksum, the candles with indicators, the equity curve, the
 trades and the statistics, and how to draw each indicator column (the strategy's declared
-hints, so a chart needs no strategy code). Arrays are stored column by column (compact, and
-quick to turn back into frames); times are epoch seconds, NaN is null, an infinite statistic
-is "Infinity". Files are written atomically, and a reader checks ``schema`` before trusting
-the rest.
+hints, so a chart needs no strategy code). Files are written atomically, and a reader checks
+``schema`` before trusting the rest.
 
-orjson writes and parses these files several times faster than the standard json module,
-which matters for two years of 5-minute candles per symbol.
+Schema 3 keeps the settings and statistics as plain JSON and packs each array column
+(:mod:`._packing`): prices and volumes as the decimal integers they are (bit for bit the
+floats the run used), equity, positions and every trade number exactly, indicator lines to
+about 7 significant digits, times in epoch seconds. That is under 0.9 MB per symbol-year of
+5-minute bars with MACD, a third of schema 2's plain JSON numbers, and 3x quicker to read. The
+candles stay in the file, though they are the data file's bars: a chart must open after the
+data file was re-downloaded, merged or moved. An infinite statistic is "Infinity", NaN null.
+
+:class:`CacheStage` writes files while a run goes on and moves them into place only when the
+whole run succeeded, so a failed run changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,17 +37,28 @@ import pandas as pd
 from ..atomic import atomic_write
 from ..drawing import Drawing, macd_drawing
 from ..timeframes import EXCHANGE_TZ, Timeframe
+from ._packing import pack_exact, pack_floats, pack_ints, pack_runs, pack_text, unpack
 from .statistics import Statistics
 
 if TYPE_CHECKING:  # readers (the visualizer) should not pay for the engine's imports
     from .runner import SymbolResult
 
-__all__ = ["SCHEMA", "CacheError", "CachedBacktest", "cache_path", "write_cache", "read_cache"]
+__all__ = [
+    "SCHEMA",
+    "CacheError",
+    "CacheWriteError",
+    "CachedBacktest",
+    "CacheStage",
+    "cache_path",
+    "write_cache",
+    "stage_file",
+    "read_cache",
+]
 
-SCHEMA = "quant_trading.backtest/2"
-#: Older schemas the reader still accepts. /1 stored no drawing hints: its MACD, Signal and
-#: Hist columns are drawn as MACD.
-READABLE = (SCHEMA, "quant_trading.backtest/1")
+SCHEMA = "quant_trading.backtest/3"
+#: Older schemas the reader still accepts. /2 stored its arrays as JSON numbers; /1 also
+#: stored no drawing hints: its MACD, Signal and Hist columns are drawn as MACD.
+READABLE = (SCHEMA, "quant_trading.backtest/2", "quant_trading.backtest/1")
 TRADE_COLUMNS = [
     "side", "entry_time", "entry_price", "exit_time", "exit_price", "shares",
     "commission", "pnl", "return_pct", "bars_held", "exit_reason",
@@ -46,6 +67,10 @@ TRADE_COLUMNS = [
 
 class CacheError(ValueError):
     """A cache file that cannot be used; the message names it."""
+
+
+class CacheWriteError(OSError):
+    """A cache file could not be written (the OSError's errno, message and file)."""
 
 
 @dataclass
@@ -82,14 +107,39 @@ def _json_number(value):
 
 
 def _epoch(index_or_series) -> np.ndarray:
-    values = pd.DatetimeIndex(index_or_series)
-    return values.as_unit("s").asi8 if len(values) else np.empty(0, np.int64)
+    """Epoch seconds (bars start on whole seconds)."""
+    return pd.DatetimeIndex(index_or_series).as_unit("ns").asi8 // 1_000_000_000
+
+
+def _candles(result: SymbolResult) -> dict[str, Any]:
+    candles = result.candles
+    columns = {"time": pack_ints(_epoch(candles.index))}
+    indicators = set(result.config.columns)
+    for name in candles.columns:
+        values = candles[name].to_numpy(np.float64)
+        columns[name] = pack_floats(values) if name in indicators else pack_exact(values)
+    columns["equity"] = pack_exact(result.equity.to_numpy(np.float64))
+    columns["position"] = pack_runs(np.asarray(result.position, np.float64))
+    return {"rows": len(candles), "columns": columns}
+
+
+def _trades(trades: pd.DataFrame) -> dict[str, Any]:
+    columns = {}
+    for name in TRADE_COLUMNS:
+        if name in ("side", "exit_reason"):
+            columns[name] = pack_text(trades[name])
+        elif name in ("entry_time", "exit_time"):
+            columns[name] = pack_ints(_epoch(trades[name]))
+        elif name == "bars_held":
+            columns[name] = pack_ints(trades[name].to_numpy(np.int64))
+        else:
+            columns[name] = pack_exact(trades[name].to_numpy(np.float64))
+    return {"rows": len(trades), "columns": columns}
 
 
 def _document(result: SymbolResult) -> dict[str, Any]:
     candles = result.candles
     options = result.options
-    trades = result.trades
     stats = {k: _json_number(v) for k, v in result.statistics.as_dict().items()}
     return {
         "schema": SCHEMA,
@@ -115,39 +165,102 @@ def _document(result: SymbolResult) -> dict[str, Any]:
             "end": candles.index[-1].isoformat(),
         },
         "data": {
-            "file": str(result.data.path),
-            "sha256": result.data.sha256,
-            "source_timeframe": result.data.source_timeframe.name,
-            "rows": len(result.data.bars),
+            "file": str(result.source.path),
+            "sha256": result.source.sha256,
+            "source_timeframe": result.source.source_timeframe.name,
+            "rows": result.source.rows,
         },
-        "candles": {
-            "time": _epoch(candles.index),
-            **{c: candles[c].to_numpy(np.float64) for c in candles.columns},
-            "equity": result.equity.to_numpy(np.float64),
-            "position": np.asarray(result.position, np.float64),
-        },
-        "trades": {
-            **{
-                c: trades[c].to_numpy()
-                for c in TRADE_COLUMNS
-                if c not in ("entry_time", "exit_time", "side", "exit_reason")
-            },
-            "side": trades["side"].tolist(),
-            "exit_reason": trades["exit_reason"].tolist(),
-            "entry_time": _epoch(trades["entry_time"]),
-            "exit_time": _epoch(trades["exit_time"]),
-        },
+        "candles": _candles(result),
+        "trades": _trades(result.trades),
         "statistics": stats,
     }
+
+
+def _encode(result: SymbolResult) -> bytes:
+    return orjson.dumps(_document(result))
 
 
 def write_cache(result: SymbolResult, cache_dir: str | Path) -> Path:
     """Write one symbol's result atomically; returns the file's path."""
     path = cache_path(cache_dir, result.config.timeframe, result.symbol)
-    payload = orjson.dumps(_document(result), option=orjson.OPT_SERIALIZE_NUMPY)
+    payload = _encode(result)
     with atomic_write(path, "wb") as handle:
         handle.write(payload)
     return path
+
+
+class CacheStage:
+    """Cache files written while a run goes on, moved into place only when it all succeeded.
+
+    The files go into a hidden folder inside ``<cache_dir>/<timeframe>/`` (the same disk, so
+    moving them is a rename; readers list only ``*_backtest.json`` there, so they never see
+    it). :meth:`commit` renames each into place, atomically per file, in the order they were
+    staged; :meth:`discard` removes the folder and any folder this stage created, so a failed
+    run leaves the cache as it was. Worker processes write with :func:`stage_file` into
+    :attr:`folder`. Errors are :class:`CacheWriteError`.
+    """
+
+    def __init__(self, cache_dir: str | Path, timeframe: str | Timeframe):
+        self.target = Path(cache_dir) / str(timeframe)
+        self._created = []  # folders made here, deepest first
+        probe = self.target
+        while not probe.exists() and probe != probe.parent:
+            self._created.append(probe)
+            probe = probe.parent
+        with _write_errors():
+            self.target.mkdir(parents=True, exist_ok=True)
+            self.folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.target))
+        self._names: list[str] = []
+
+    def add(self, name: str) -> None:
+        """Note a file that :func:`stage_file` wrote into :attr:`folder`."""
+        self._names.append(name)
+
+    def commit(self) -> list[Path]:
+        """Rename every staged file into place; returns their final paths."""
+        written = []
+        with _write_errors():
+            for name in self._names:
+                path = self.target / name
+                staged = self.folder / name
+                with contextlib.suppress(FileNotFoundError):  # keep the old file's mode
+                    os.chmod(staged, path.stat().st_mode & 0o7777)
+                os.replace(staged, path)
+                written.append(path)
+        self.discard(keep_target=True)
+        return written
+
+    def discard(self, keep_target: bool = False) -> None:
+        """Remove the staged files (and folders this stage created, unless ``keep_target``)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if not keep_target:
+            for folder in self._created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
+@contextlib.contextmanager
+def _write_errors():
+    try:
+        yield
+    except CacheWriteError:
+        raise
+    except OSError as exc:
+        raise CacheWriteError(exc.errno, exc.strerror, exc.filename) from None
+
+
+def stage_file(result: SymbolResult, folder: str | Path) -> str:
+    """Write one symbol's cache file into a :class:`CacheStage`'s folder (from any process);
+    returns its name for :meth:`CacheStage.add`."""
+    name = cache_path("", result.config.timeframe, result.symbol).name
+    payload = _encode(result)
+    with _write_errors():
+        fd = os.open(Path(folder) / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return name
 
 
 def read_cache(path: str | Path) -> CachedBacktest:
@@ -164,18 +277,10 @@ def read_cache(path: str | Path) -> CachedBacktest:
         raise CacheError(f"{path}: not a backtest cache of schema {SCHEMA} (found {found!r})")
     try:
         tz = doc["timezone"]
-        columns = dict(doc["candles"])
-        index = pd.to_datetime(np.asarray(columns.pop("time"), np.int64), unit="s", utc=True)
-        candles = pd.DataFrame(
-            {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()},
-            index=index.tz_convert(tz).rename("time"),
-        )
-        trades = pd.DataFrame(doc["trades"])
-        for column in ("entry_time", "exit_time"):
-            trades[column] = pd.to_datetime(
-                trades[column].astype(np.int64), unit="s", utc=True
-            ).dt.tz_convert(tz)
-        trades = trades[[c for c in TRADE_COLUMNS if c in trades.columns]]
+        if doc["schema"] == SCHEMA:
+            candles, trades = _unpack_arrays(doc, tz)
+        else:
+            candles, trades = _json_arrays(doc, tz)
         if "indicators" in doc:
             drawings = [Drawing.from_dict(entry) for entry in doc["indicators"]]
         else:  # schema 1: MACD was the only strategy
@@ -197,5 +302,40 @@ def read_cache(path: str | Path) -> CachedBacktest:
             statistics=Statistics.from_dict(doc["statistics"]),
             indicators=drawings,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CacheError(f"{path}: damaged backtest cache ({exc!s:.80})") from None
+
+
+def _times(seconds: np.ndarray, tz: str) -> pd.DatetimeIndex:
+    return pd.to_datetime(np.asarray(seconds, np.int64), unit="s", utc=True).tz_convert(tz)
+
+
+def _unpack_arrays(doc: dict[str, Any], tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Schema 3: packed columns."""
+    packed = doc["candles"]
+    rows = int(packed["rows"])
+    columns = {name: unpack(spec, rows) for name, spec in packed["columns"].items()}
+    index = _times(columns.pop("time"), tz).rename("time")
+    candles = pd.DataFrame(columns, index=index)
+    packed = doc["trades"]
+    rows = int(packed["rows"])
+    columns = {name: unpack(spec, rows) for name, spec in packed["columns"].items()}
+    for name in ("entry_time", "exit_time"):
+        columns[name] = _times(columns[name], tz)
+    trades = pd.DataFrame(columns)
+    return candles, trades[[c for c in TRADE_COLUMNS if c in trades.columns]]
+
+
+def _json_arrays(doc: dict[str, Any], tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Schemas 1 and 2: arrays as JSON lists of numbers."""
+    columns = dict(doc["candles"])
+    index = _times(columns.pop("time"), tz).rename("time")
+    candles = pd.DataFrame(
+        {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}, index=index
+    )
+    trades = pd.DataFrame(doc["trades"])
+    for column in ("entry_time", "exit_time"):
+        trades[column] = pd.to_datetime(
+            trades[column].astype(np.int64), unit="s", utc=True
+        ).dt.tz_convert(tz)
+    return candles, trades[[c for c in TRADE_COLUMNS if c in trades.columns]]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .runner import PortfolioResult, RunResult, SymbolResult, period_label
+from .runner import PortfolioResult, RunResult, SymbolSummary, period_label
 from .statistics import LABELS, Statistics
 
 __all__ = [
@@ -46,7 +46,7 @@ def _duration(seconds: float) -> str:
     return f"{days}d {hours:02d}:{rest // 60:02d}"
 
 
-def header(result: SymbolResult) -> str:
+def header(result: SymbolSummary) -> str:
     """What ran: strategy and parameters, bars, period, capital and costs."""
     config, options = result.config, result.options
     params = " ".join(f"{k.lower()}={v}" for k, v in config.params.items())
@@ -74,7 +74,7 @@ def header(result: SymbolResult) -> str:
     return "\n".join(lines)
 
 
-def data_files(results: list[SymbolResult]) -> str:
+def data_files(results: list[SymbolSummary]) -> str:
     """Which file each symbol was read from, with its bars' count and range, and any file of
     the same bar size that it shadows (a download into the data folder changes results)."""
     tf = results[0].config.timeframe.name
@@ -85,23 +85,24 @@ def data_files(results: list[SymbolResult]) -> str:
     # Indented, "AAPL:": no line but the summary table's starts with a symbol.
     width = max(len(r.symbol) for r in results) + 1
     for r in results:
-        data = r.data
-        bars = data.bars.index
-        span = f"{bars[0]:%Y-%m-%d %H:%M} .. {bars[-1]:%Y-%m-%d %H:%M}" if len(bars) else "empty"
+        data = r.source
+        span = "empty"
+        if data.rows:
+            span = f"{data.first:%Y-%m-%d %H:%M} .. {data.last:%Y-%m-%d %H:%M}"
         made = (
             ""
             if data.source_timeframe == data.timeframe
             else f" ({data.source_timeframe}, aggregated)"
         )
         rows.append(
-            f"  {r.symbol + ':':<{width}} {len(bars):>7,} {data.timeframe} bars  {span}  "
+            f"  {r.symbol + ':':<{width}} {data.rows:>7,} {data.timeframe} bars  {span}  "
             f"{data.path}{made}"
         )
         rows += [f"  {'':<{width}} not used: {other}" for other in data.unused]
     return "\n".join(rows)
 
 
-def blotter(result: SymbolResult, last: int = 10) -> str:
+def blotter(result: SymbolSummary, last: int = 10) -> str:
     """The symbol's most recent ``last`` trades (all if ``last`` <= 0)."""
     trades = result.trades
     shown = trades if last <= 0 else trades.tail(last)
@@ -127,7 +128,7 @@ def blotter(result: SymbolResult, last: int = 10) -> str:
     return "\n".join(rows)
 
 
-def summary_table(results: list[SymbolResult], portfolio: PortfolioResult | None) -> str:
+def summary_table(results: list[SymbolSummary], portfolio: PortfolioResult | None) -> str:
     """One row per symbol (and the portfolio): the numbers a trader compares first."""
     head = (
         f"{'Symbol':<9} {'Trades':>6} {'Win %':>6} {'Net profit':>13} {'Return %':>9} "
@@ -230,6 +231,8 @@ def full_report(run: RunResult, trades: int | None = 10) -> str:
         out += [totals(run.portfolio)]
     else:
         only = run.results[0]
-        out += [monthly_equity(only.equity, only.options.capital), ""]
+        # One symbol's portfolio is that symbol's equity, to the bit.
+        equity = run.portfolio.equity.rename(only.symbol)
+        out += [monthly_equity(equity, only.options.capital), ""]
         out += [totals(run.portfolio, f"{only.symbol} totals")]
     return "\n".join(out).rstrip()

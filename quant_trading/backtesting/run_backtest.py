@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# Only what the argument parser needs at the top: ``--help`` and a bad flag answer without
+# loading pandas, numba and the engine (about a second); main() imports them after parsing.
 from ..cli import (
     ArgumentParser,
     fail,
@@ -23,16 +26,13 @@ from ..cli import (
     positive_int,
     setup_logging,
 )
-from ..csv_store import DataFileError
-from ..settings import load_settings, split_symbols
-from ..strategy import StrategyError, configure
-from ..timeframes import parse_time
-from .cache import write_cache
-from .engine import Costs, Sizing
-from .runner import BacktestOptions, run_symbols
 
 PROG = "run_backtest"
-log = logging.getLogger(__name__)
+# Named, as __name__ is "__main__" under python -m, outside the "quant_trading" logger that -v
+# turns up to debug.
+log = logging.getLogger("quant_trading.backtesting.run_backtest")
+#: Overrides jobs.MIN_BARS_PER_WORKER (tests use it to run tiny data in worker processes).
+MIN_BARS_ENV = "QT_JOBS_MIN_BARS"
 
 
 def _parser() -> ArgumentParser:
@@ -109,8 +109,9 @@ def _parser() -> ArgumentParser:
     p.add_argument(
         "--jobs",
         type=positive_int,
-        default=1,
-        help="symbols run in parallel processes (default: 1)",
+        metavar="N",
+        help="run symbols in up to N processes; fewer when the data is too small to pay for "
+        "starting them (default: chosen from the cores and the number of bars)",
     )
     p.add_argument(
         "--trades",
@@ -128,6 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 data problem, 2 bad arguments)."""
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    from ..csv_store import DataFileError
+    from ..settings import load_settings, split_symbols
+    from ..strategy import StrategyError, configure
+    from .cache import CacheWriteError
+    from .engine import Costs, Sizing
+    from .runner import BacktestOptions, run_symbols
+
     try:
         settings = load_settings(args.env_file)
         name = args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD"
@@ -149,25 +157,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             flat_at_close=args.flat_at_close,
         )
+        min_bars = _min_bars(os.environ.get(MIN_BARS_ENV))
     except (StrategyError, FileNotFoundError, ValueError) as exc:
         return fail(PROG, str(exc), 2)
     if options.start is not None and options.end is not None and options.start >= options.end:
         return fail(PROG, "--start must be before --end", 2)
 
     try:
-        run = run_symbols(config, args.data_dir, options, jobs=args.jobs)
+        jobs = _jobs(args.jobs, config, args.data_dir, min_bars)
+        # Each symbol's cache file is written as it is computed, and all are moved into
+        # place only once every symbol succeeded: a failed run changes nothing.
+        cache_dir = None if args.no_cache else args.cache_dir
+        run = run_symbols(config, args.data_dir, options, jobs=jobs, cache_dir=cache_dir,
+                          keep_series=False)  # fmt: skip
     except DataFileError as exc:
         return fail(PROG, str(exc), 1)
+    except CacheWriteError as exc:
+        return fail(PROG, f"cannot write cache in {args.cache_dir}: {exc}", 1)
     for symbol, why in run.skipped.items():
         log.warning("%s skipped: %s", symbol, why)
-
-    # Results are complete before any cache file is touched: a failed run changes nothing.
-    written = []
-    if not args.no_cache:
-        try:
-            written = [write_cache(r, args.cache_dir) for r in run.results]
-        except OSError as exc:
-            return fail(PROG, f"cannot write cache in {args.cache_dir}: {exc}", 1)
+    written = run.cache_files
 
     out = [run.report(args.trades), ""]
     if written:
@@ -179,6 +188,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _jobs(requested: int | None, config, data_dir: str, min_bars: int) -> int:
+    """The processes to run in: ``--jobs`` capped, or chosen, by :mod:`.jobs`."""
+    from .datafiles import estimate_rows
+    from .jobs import available_cores, choose_jobs
+
+    symbols = list(config.symbols)
+    if requested == 1 or len(symbols) <= 1:
+        return 1
+    rows = estimate_rows(data_dir, symbols, config.timeframe)
+    cores = available_cores()
+    jobs = choose_jobs(requested, len(symbols), sum(rows) / len(symbols), cores, min_bars)
+    log.info("%d process(es) for %d symbols, about %s bars, on %d core(s)%s", jobs, len(symbols),
+             f"{sum(rows):,}", cores, f" (--jobs {requested})" if requested else "")  # fmt: skip
+    return jobs
+
+
+def _min_bars(text: str | None) -> int:
+    from .jobs import MIN_BARS_PER_WORKER
+
+    if not text:
+        return MIN_BARS_PER_WORKER
+    try:
+        return max(0, int(text))
+    except ValueError:
+        raise ValueError(f"{MIN_BARS_ENV}={text!r}: not a whole number") from None
+
+
 def _fraction(text: str) -> float:
     """argparse type: a fraction of equity, 0 < x <= 1 (the engine has no leverage)."""
     value = positive_float(text)
@@ -188,6 +224,8 @@ def _fraction(text: str) -> float:
 
 
 def _time(text: str | None, flag: str, end: bool = False):
+    from ..timeframes import parse_time
+
     if text is None:
         return None
     try:

@@ -1,13 +1,23 @@
 """Run a strategy over one symbol's bars, and add symbols up into a portfolio.
 
 This is the library behind ``run_backtest`` and :func:`backtest`. No printing here.
+
+Memory stays flat however many symbols run: as soon as a symbol's result is computed (and its
+cache file written, by the worker process that computed it) it is reduced to a
+:class:`SymbolSummary` (trades and statistics, no per-bar arrays) and its equity, shares held
+and buy & hold are added into the portfolio's running sums; the per-bar arrays are dropped.
+The sums add the symbols in the order they were asked for, whichever process finished first,
+so ``jobs`` never changes a number.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field, fields
+from datetime import tzinfo
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +29,15 @@ from ..bars import OHLCV
 from ..settings import split_symbols
 from ..strategy import Strategy, StrategyConfig, configure
 from ..timeframes import Timeframe, parse_time
+from .cache import CacheStage, stage_file
 from .datafiles import MissingDataError, SymbolData, load_symbol
 from .engine import Costs, Refused, Sizing, simulate
 from .statistics import Statistics, compute_statistics
 
 __all__ = [
     "BacktestOptions",
+    "DataSource",
+    "SymbolSummary",
     "SymbolResult",
     "PortfolioResult",
     "RunResult",
@@ -50,17 +63,46 @@ class BacktestOptions:
     flat_at_close: bool = False
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """The file a symbol's bars were read from and what it held (not the bars themselves)."""
+
+    path: Path
+    timeframe: Timeframe  # of the bars backtested
+    source_timeframe: Timeframe  # the file's own bar size (finer when aggregated)
+    sha256: str
+    rows: int  # bars at ``timeframe``, the whole file (not only the window)
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    unused: tuple[Path, ...] = ()  # other files of the same bar size, lower in precedence
+
+    @classmethod
+    def of(cls, data: SymbolData) -> DataSource:
+        index = data.bars.index
+        return cls(
+            path=data.path,
+            timeframe=data.timeframe,
+            source_timeframe=data.source_timeframe,
+            sha256=data.sha256,
+            rows=len(index),
+            first=index[0] if len(index) else None,
+            last=index[-1] if len(index) else None,
+            unused=data.unused,
+        )
+
+
 @dataclass
-class SymbolResult:
-    """One symbol's backtest: the traded window's candles with indicators, equity, trades."""
+class SymbolSummary:
+    """One symbol's backtest without its per-bar arrays: the trades, statistics and where its
+    data came from. What :attr:`RunResult.results` holds when the series are not kept."""
 
     symbol: str
     config: StrategyConfig
     options: BacktestOptions
-    data: SymbolData
-    candles: pd.DataFrame  # OHLCV + indicators, traded window only
-    equity: pd.Series
-    position: np.ndarray
+    source: DataSource
+    first_bar: pd.Timestamp  # the traded window's first bar
+    last_bar: pd.Timestamp  # and its last
+    bar_count: int  # bars in the traded window
     trades: pd.DataFrame
     statistics: Statistics
     refused: Refused | None = None  # entries the cash could not pay for
@@ -79,6 +121,22 @@ class SymbolResult:
                 "or raise the capital"
             )
         return f"{self.symbol}: {count}: the cash buys no share ({first}, cash {r.cash:,.2f})"
+
+
+@dataclass
+class SymbolResult(SymbolSummary):
+    """One symbol's whole backtest: the summary plus the traded window's candles with
+    indicators, the equity and the shares held at each bar's close, and the bars read."""
+
+    _: KW_ONLY
+    data: SymbolData
+    candles: pd.DataFrame  # OHLCV + indicators, traded window only
+    equity: pd.Series
+    position: np.ndarray
+
+    def summary(self) -> SymbolSummary:
+        """The result without its per-bar arrays."""
+        return SymbolSummary(**{f.name: getattr(self, f.name) for f in fields(SymbolSummary)})
 
 
 @dataclass
@@ -143,49 +201,121 @@ def backtest_symbol(
         symbol=data.symbol,
         config=config,
         options=options,
+        source=DataSource.of(data),
+        first_bar=candles.index[0],
+        last_bar=candles.index[-1],
+        bar_count=len(candles),
+        trades=trades,
+        statistics=stats,
+        refused=sim.refused,
         data=data,
         candles=candles,
         equity=equity,
         position=sim.position,
-        trades=trades,
-        statistics=stats,
-        refused=sim.refused,
     )
+
+
+@dataclass
+class _PortfolioPart:
+    """What the portfolio needs of one symbol's per-bar arrays (kept only until added)."""
+
+    times: np.ndarray  # epoch nanoseconds of the traded bars
+    equity: np.ndarray
+    held: np.ndarray  # shares held (either side) at each close
+    basket: np.ndarray  # buy & hold: the symbol's capital in its shares from the first bar
+    capital: float
+    tz: tzinfo | None
+    name: str | None  # the index's name
+
+    @classmethod
+    def of(cls, result: SymbolResult) -> _PortfolioPart:
+        index = result.equity.index
+        close = result.candles["close"].to_numpy(np.float64)
+        return cls(
+            times=index.as_unit("ns").asi8,
+            equity=result.equity.to_numpy(np.float64),
+            held=np.abs(np.asarray(result.position, np.float64)),
+            basket=close / close[0] * result.options.capital,
+            capital=result.options.capital,
+            tz=index.tz,
+            name=index.name,
+        )
+
+
+def _carry(values: np.ndarray, at: np.ndarray, before: float) -> np.ndarray:
+    """``values`` at positions ``at`` (the last bar at or before each time), ``before`` where
+    there is none yet."""
+    out = values[np.maximum(at, 0)]
+    out[at < 0] = before
+    return out
+
+
+class _PortfolioSum:
+    """The portfolio's per-bar series, added up one symbol at a time on the union of their
+    bars. Between a symbol's bars its last value carries on, and before its first bar its
+    capital sits in cash (buy & hold too; no shares held). Symbols are added in order, each
+    onto the sum of those before it: the same additions, in the same order, as summing a
+    frame of all the symbols' columns row by row, so the result is that frame's to the bit."""
+
+    def __init__(self) -> None:
+        self.times: np.ndarray | None = None
+        self.capital = 0.0
+        self.tz: tzinfo | None = None
+        self.name: str | None = None
+
+    def add(self, part: _PortfolioPart) -> None:
+        """Add one symbol's series."""
+        if self.times is None:
+            self.times, self.tz, self.name = part.times, part.tz, part.name
+            self.equity, self.held = part.equity.copy(), part.held.copy()
+            self.basket = part.basket.copy()
+            self.capital += part.capital
+            return
+        equity, held, basket = part.equity, part.held, part.basket
+        if not np.array_equal(self.times, part.times):
+            union = np.union1d(self.times, part.times)
+            at = np.searchsorted(self.times, union, "right") - 1
+            self.equity = _carry(self.equity, at, self.capital)
+            self.held = _carry(self.held, at, 0.0)
+            self.basket = _carry(self.basket, at, self.capital)
+            at = np.searchsorted(part.times, union, "right") - 1
+            equity = _carry(equity, at, part.capital)
+            held = _carry(held, at, 0.0)
+            basket = _carry(basket, at, part.capital)
+            self.times = union
+        self.equity += equity
+        self.held += held
+        self.basket += basket
+        self.capital += part.capital
+
+    def portfolio(self, symbols: list[str], trades: list[pd.DataFrame]) -> PortfolioResult:
+        """The portfolio of the symbols added, with their ``trades`` frames."""
+        if self.times is None:
+            raise ValueError("no results to combine")
+        index = pd.DatetimeIndex(self.times.view("M8[ns]"), name=self.name)
+        if self.tz is not None:
+            index = index.tz_localize("UTC").tz_convert(self.tz)
+        equity = pd.Series(self.equity, index=index, name="portfolio")
+        trades = pd.concat(trades, ignore_index=True)
+        trades = trades.sort_values(["exit_time", "symbol"], kind="stable", ignore_index=True)
+        basket = pd.Series(self.basket, index=index)
+        stats = compute_statistics(equity, trades, basket, self.capital, self.held)
+        return PortfolioResult(symbols, equity, trades, stats)
 
 
 def combine(results: list[SymbolResult]) -> PortfolioResult:
     """Add the symbols' equity curves (each symbol trades its own capital) into one."""
-    if not results:
-        raise ValueError("no results to combine")
-    capital = sum(r.options.capital for r in results)
-    frame = pd.concat({r.symbol: r.equity for r in results}, axis=1).sort_index().ffill()
-    for r in results:  # before a symbol's first bar its capital sits in cash
-        frame[r.symbol] = frame[r.symbol].fillna(r.options.capital)
-    equity = frame.sum(axis=1).rename("portfolio")
-    held = pd.concat(
-        {r.symbol: pd.Series(np.abs(r.position), index=r.equity.index) for r in results}, axis=1
-    )
-    held = held.reindex(equity.index).ffill().fillna(0).sum(axis=1).to_numpy()
-    # Buy & hold of the basket: each symbol's capital held from its first to its last bar.
-    basket = pd.concat(
-        {
-            r.symbol: r.candles["close"] / r.candles["close"].iloc[0] * r.options.capital
-            for r in results
-        },
-        axis=1,
-    ).reindex(equity.index)
-    for r in results:
-        basket[r.symbol] = basket[r.symbol].ffill().fillna(r.options.capital)
-    trades = pd.concat([r.trades for r in results], ignore_index=True)
-    trades = trades.sort_values(["exit_time", "symbol"], kind="stable", ignore_index=True)
-    stats = compute_statistics(equity, trades, basket.sum(axis=1), capital, held)
-    return PortfolioResult([r.symbol for r in results], equity, trades, stats)
+    total = _PortfolioSum()
+    for result in results:
+        total.add(_PortfolioPart.of(result))
+    return total.portfolio([r.symbol for r in results], [r.trades for r in results])
 
 
-def period_label(result: SymbolResult) -> str:
+def period_label(result: SymbolSummary) -> str:
     """``2024-10-31 .. 2026-10-30`` for the traded window."""
-    index = result.candles.index
-    return f"{index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d}" if len(index) else "empty"
+    if not result.bar_count:
+        return "empty"
+    return f"{result.first_bar:%Y-%m-%d} .. {result.last_bar:%Y-%m-%d}"
 
 
 @dataclass
@@ -193,9 +323,10 @@ class RunResult:
     """A multi-symbol run: results per symbol, the portfolio, and the symbols skipped.
     ``print(run)`` shows what ``run_backtest`` prints (without the trade blotters)."""
 
-    results: list[SymbolResult]
+    results: list[SymbolSummary]  # SymbolResults (with candles, equity) if series are kept
     portfolio: PortfolioResult
     skipped: dict[str, str]  # symbol -> why (no data)
+    cache_files: list[Path] = field(default_factory=list)  # written by this run, in order
 
     @property
     def statistics(self) -> Statistics:
@@ -218,16 +349,66 @@ class RunResult:
         return self.report(trades=None)
 
 
-def _run_one(config: StrategyConfig, data_dir: str, symbol: str, options: BacktestOptions):
+@dataclass
+class _Outcome:
+    """One symbol's run as a worker process sends it back: reduced, unless series are kept."""
+
+    symbol: str
+    result: SymbolSummary | None = None
+    part: _PortfolioPart | None = None
+    staged: str | None = None  # its cache file's name in the stage folder
+    why: str | None = None  # skipped: why
+
+
+def _run_one(
+    symbol: str,
+    config: StrategyConfig,
+    data_dir: str,
+    options: BacktestOptions,
+    stage_folder: Path | None,
+    keep_series: bool,
+) -> _Outcome:
     # Top-level so worker processes can pickle it.
     try:
         data = load_symbol(data_dir, symbol, config.timeframe)
     except MissingDataError as exc:
-        return symbol, None, str(exc)
+        return _Outcome(symbol, why=str(exc))
     try:
-        return symbol, backtest_symbol(config, data, options), None
+        result = backtest_symbol(config, data, options)
     except WindowError as exc:
-        return symbol, None, f"{data.path}: {exc}"
+        return _Outcome(symbol, why=f"{data.path}: {exc}")
+    staged = stage_file(result, stage_folder) if stage_folder is not None else None
+    kept = result if keep_series else result.summary()
+    return _Outcome(symbol, kept, _PortfolioPart.of(result), staged)
+
+
+def _outcomes(symbols: list[str], jobs: int, *args) -> Iterator[_Outcome]:
+    """Each symbol's outcome, in the order of ``symbols``, from ``jobs`` processes. A few
+    symbols are handed out ahead, not all: finished outcomes wait in memory for their turn."""
+    if jobs <= 1 or len(symbols) <= 1:
+        for symbol in symbols:
+            yield _run_one(symbol, *args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # The first symbol runs here: it loads the compiled kernels, which forked workers then
+    # inherit instead of each spending ~0.7 s of CPU loading them again.
+    yield _run_one(symbols[0], *args)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork") if fork else None
+    workers = min(jobs, len(symbols) - 1)
+    todo = iter(symbols[1:])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            pending = deque(pool.submit(_run_one, s, *args) for s in islice(todo, 4 * workers))
+            while pending:
+                outcome = pending.popleft().result()
+                pending.extend(pool.submit(_run_one, s, *args) for s in islice(todo, 1))
+                yield outcome
+        except BaseException:  # workers still writing finish before the stage is removed
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def run_symbols(
@@ -236,10 +417,21 @@ def run_symbols(
     options: BacktestOptions,
     jobs: int = 1,
     progress: bool | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    keep_series: bool = True,
 ) -> RunResult:
     """Backtest every symbol of ``config`` (in ``jobs`` processes). Symbols without data are
     skipped with the reason; a malformed file raises DataFileError; none at all raises
-    MissingDataError."""
+    MissingDataError.
+
+    With ``cache_dir`` each symbol's cache file is written as soon as it is computed (by the
+    process that computed it), into a hidden folder of ``<cache_dir>/<timeframe>/``, and all
+    of them are moved into place only when the whole run succeeded: a failed run leaves the
+    cache as it was (CacheWriteError if a file cannot be written). ``keep_series=False``
+    keeps only each symbol's :class:`SymbolSummary`, so memory does not grow with the
+    symbols' bars; the report and the portfolio are the same either way.
+    """
     if not Path(data_dir).is_dir():  # once, not once per symbol
         raise MissingDataError(f"{data_dir}: data folder not found")
     symbols = list(config.symbols)
@@ -252,30 +444,39 @@ def run_symbols(
         leave=False,
         disable=not show if show is not None else None,
     )
-    outcomes = []
-    if jobs > 1 and len(symbols) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(symbols))) as pool:
-            futures = [pool.submit(_run_one, config, data_dir, s, options) for s in symbols]
-            for future in futures:
-                outcomes.append(future.result())
-                bar.update()
-    else:
-        for symbol in symbols:
-            outcomes.append(_run_one(config, data_dir, symbol, options))
+    stage = CacheStage(cache_dir, config.timeframe) if cache_dir is not None else None
+    try:
+        results: list[SymbolSummary] = []
+        skipped: dict[str, str] = {}
+        total = _PortfolioSum()
+        folder = stage.folder if stage else None
+        for outcome in _outcomes(symbols, jobs, config, data_dir, options, folder, keep_series):
             bar.update()
-    bar.close()
-    results = [r for _, r, _ in outcomes if r is not None]
-    skipped = {s: why for s, r, why in outcomes if r is None}
-    for result in results:  # here, not in the workers: their logging is not set up
-        message = result.refusal_message()
-        if message:
-            log.warning("%s", message)
-    if not results:
-        reasons = "; ".join(skipped.values())
-        raise MissingDataError(f"nothing to backtest: {reasons}")
-    return RunResult(results, combine(results), skipped)
+            if outcome.result is None:
+                skipped[outcome.symbol] = outcome.why
+                continue
+            total.add(outcome.part)
+            results.append(outcome.result)
+            if stage:
+                stage.add(outcome.staged)
+        bar.close()
+        for result in results:  # here, not in the workers: their logging is not set up
+            message = result.refusal_message()
+            if message:
+                log.warning("%s", message)
+        if not results:
+            reasons = "; ".join(skipped.values())
+            raise MissingDataError(f"nothing to backtest: {reasons}")
+        portfolio = total.portfolio([r.symbol for r in results], [r.trades for r in results])
+        # Results are complete before any cache file is touched.
+        written = stage.commit() if stage else []
+    except BaseException:
+        if stage:
+            stage.discard()
+        raise
+    finally:
+        bar.close()
+    return RunResult(results, portfolio, skipped, written)
 
 
 def backtest(
@@ -296,13 +497,17 @@ def backtest(
     flat_at_close: bool = False,
     cache_dir: str | Path | None = None,
     jobs: int = 1,
+    keep_series: bool = True,
 ) -> RunResult:
     """Backtest ``strategy`` (a :class:`~quant_trading.strategy.Strategy` object or a
     registered name) from a script, with the same engine and defaults as ``run_backtest``.
 
     ``params`` override the strategy's defaults (strategy.env is not read); ``start``/``end``
     take ``2025-01-31`` or ``2025-01-31 10:00`` (New York); with ``cache_dir`` each symbol's
-    result is cached there for the visualizer. ``allocation`` is a fraction of equity (at
+    result is cached there for the visualizer. ``run.results`` holds each symbol's
+    :class:`SymbolResult` (candles with indicators, equity, trades, statistics), or with
+    ``keep_series=False`` its :class:`SymbolSummary` only (trades, statistics), which keeps
+    memory flat over many symbols. ``allocation`` is a fraction of equity (at
     most 1, commission included); ``size`` shares that the cash cannot pay for are not
     bought, with a warning per symbol. Raises StrategyError, MissingDataError or
     DataFileError with a one-line message, ValueError for a bad sizing.
@@ -319,10 +524,5 @@ def backtest(
         sizing=Sizing(allocation=allocation, fixed_shares=size, fractional=fractional),
         flat_at_close=flat_at_close,
     )
-    run = run_symbols(config, str(data_dir), options, jobs=jobs, progress=False)
-    if cache_dir is not None:
-        from .cache import write_cache
-
-        for result in run.results:
-            write_cache(result, cache_dir)
-    return run
+    return run_symbols(config, str(data_dir), options, jobs=jobs, progress=False,
+                       cache_dir=cache_dir, keep_series=keep_series)  # fmt: skip

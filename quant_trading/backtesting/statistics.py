@@ -35,6 +35,7 @@ import pandas as pd
 __all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
 
 TRADING_DAYS = 252
+_DAY_NS = 86_400 * 10**9
 _INFINITIES = ("Infinity", "-Infinity")  # how the JSON cache writes them
 
 
@@ -169,11 +170,35 @@ def _drawdown_periods(times: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np
     return depth, lengths
 
 
-def _daily_returns(equity: pd.Series) -> pd.Series:
-    """Returns of the last equity of each calendar day (in the series' own timezone)."""
-    days = equity.index.tz_localize(None).normalize() if equity.index.tz else equity.index
-    daily = equity.groupby(days.to_numpy()).last()
-    return daily.pct_change().dropna()
+def _day_keys(index: pd.DatetimeIndex) -> np.ndarray:
+    """One key per bar, equal for the bars of a calendar day in the index's own timezone
+    (a tz-naive index keeps one key per distinct time, as the pandas version this replaced
+    grouped it)."""
+    if index.tz is None:
+        return index.as_unit("ns").asi8
+    return index.tz_localize(None).as_unit("ns").asi8 // _DAY_NS
+
+
+def _daily_returns(values: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Returns of the last equity of each day (``days`` from :func:`_day_keys`), undefined
+    ones (0/0 after the equity reached zero) left out."""
+    if not len(values):
+        return np.empty(0)
+    if (days[1:] >= days[:-1]).all():  # in time order, a day's bars are consecutive
+        last = np.flatnonzero(np.r_[days[1:] != days[:-1], True])
+    else:
+        _, first_from_end = np.unique(days[::-1], return_index=True)
+        last = len(days) - 1 - first_from_end
+    daily = values[last]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = daily[1:] / daily[:-1] - 1
+    return returns[~np.isnan(returns)]
+
+
+def _variance(values: np.ndarray) -> float:
+    """Sample variance (ddof 1), two-pass, summed in the order pandas' ``Series.var`` sums."""
+    mean = values.sum() / len(values)
+    return float(((mean - values) ** 2).sum() / (len(values) - 1))
 
 
 def _beta(equity: np.ndarray, market: np.ndarray) -> float:
@@ -187,15 +212,30 @@ def _beta(equity: np.ndarray, market: np.ndarray) -> float:
     return _ratio(covariance[0, 1], covariance[1, 1])
 
 
-def _exposed(position: np.ndarray, index: pd.DatetimeIndex, trades: pd.DataFrame) -> np.ndarray:
+def _exposed(position: np.ndarray, times: np.ndarray, exit_times: np.ndarray) -> np.ndarray:
     """Bars during which a position was held at any time: held at the close, or held from
     the previous close into this bar's open, or closed at this bar's close (session close,
-    end of data). That is each trade's entry bar through its exit bar."""
+    end of data). That is each trade's entry bar through its exit bar. ``times`` and
+    ``exit_times`` are epoch nanoseconds."""
     held = position != 0
     exposed = held | np.r_[False, held[:-1]]
-    if len(trades):
-        exposed |= index.isin(pd.DatetimeIndex(trades["exit_time"]))
+    if len(exit_times):
+        if (times[1:] >= times[:-1]).all():
+            at = np.minimum(np.searchsorted(times, exit_times), len(times) - 1)
+            exposed[at[times[at] == exit_times]] = True
+        else:
+            exposed |= np.isin(times, exit_times)
     return exposed
+
+
+def _seconds(nanoseconds: np.ndarray) -> np.ndarray:
+    """Nanoseconds as float seconds, rounded as pandas' ``total_seconds`` rounds them."""
+    whole, rest = np.divmod(nanoseconds, 10**9)
+    return whole + rest / 10**9
+
+
+def _ns(times: pd.Series) -> np.ndarray:
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -219,11 +259,12 @@ def compute_statistics(
     peak = int(np.argmax(values[: trough + 1])) if dd[trough] > 0 else trough
     peak_value = max(capital, values[: trough + 1].max()) if len(values) else capital
 
-    daily = _daily_returns(pd.concat([pd.Series([capital], index=equity.index[:1]), equity]))
+    # The capital is never a day's last equity, so the daily returns start at the first bar.
+    daily = _daily_returns(values, _day_keys(equity.index))
     gmean = float(np.exp(np.log1p(daily).mean()) - 1) if len(daily) else 0.0
     ann_return = (1 + gmean) ** TRADING_DAYS - 1
     if len(daily) > 1:
-        var = daily.var(ddof=1)
+        var = _variance(daily)
         ann_vol = math.sqrt(
             max((var + (1 + gmean) ** 2) ** TRADING_DAYS - (1 + gmean) ** (2 * TRADING_DAYS), 0)
         )
@@ -251,11 +292,8 @@ def compute_statistics(
 
     pnl = trades["pnl"].to_numpy(np.float64)
     returns = trades["return_pct"].to_numpy(np.float64)
-    held_s = (
-        (trades["exit_time"] - trades["entry_time"]).dt.total_seconds().to_numpy()
-        if len(trades)
-        else np.empty(0)
-    )
+    exit_ns = _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64)
+    held_s = _seconds(exit_ns - _ns(trades["entry_time"])) if len(trades) else np.empty(0)
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     win_rate = len(wins) / len(pnl) if len(pnl) else math.nan
     avg_win = returns[returns > 0].mean() if (returns > 0).any() else math.nan
@@ -266,7 +304,7 @@ def compute_statistics(
         else math.nan
     )
     exposure = (
-        _exposed(np.asarray(position), equity.index, trades).mean() * 100
+        _exposed(np.asarray(position), times, exit_ns).mean() * 100
         if position is not None and len(position)
         else math.nan
     )

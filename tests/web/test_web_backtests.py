@@ -273,14 +273,14 @@ CLI_CASES = {
 }  # fmt: skip
 
 
-def cli_trades(document: dict) -> list[dict]:
-    """A cache file's trade columns as records, times as epoch seconds."""
-    columns = document["trades"]
-    count = len(columns["side"])
-    return [
-        {"symbol": document["symbol"], **{name: values[i] for name, values in columns.items()}}
-        for i in range(count)
-    ]
+def cli_trades(path) -> list[dict]:
+    """A cache file's trades as records, times as epoch seconds."""
+    cached = read_cache(path)
+    records = cached.trades.to_dict("records")
+    for record in records:
+        for name in ("entry_time", "exit_time"):
+            record[name] = int(record[name].timestamp())
+    return [{"symbol": cached.symbol, **record} for record in records]
 
 
 def epoch_times(trade: dict) -> dict:
@@ -322,7 +322,7 @@ def test_the_numbers_are_run_backtests(sample_data, api, settings, tmp_path, cas
         # Exactly equal numbers, not approximately.
         assert {key: row[key] for key in STATISTICS_KEYS} == theirs["statistics"]
         mine = [epoch_times(t) for t in run["trades"] if t["symbol"] == symbol]
-        assert mine == cli_trades(theirs) and len(mine) == row["trades"] > 0
+        assert mine == cli_trades(cli_cache / name) and len(mine) == row["trades"] > 0
         (data,) = [d for d in run["data_files"] if d["symbol"] == symbol]
         assert (data["sha256"], data["rows"]) == (theirs["data"]["sha256"], theirs["data"]["rows"])
         assert data["file"] == theirs["data"]["file"]

@@ -9,9 +9,9 @@ import os
 import shutil
 
 import numpy as np
-import orjson
 import pandas as pd
 import pytest
+from cache_layouts import write_schema1
 
 from quant_trading.backtesting.cache import read_cache
 from quant_trading.drawing import macd_drawing
@@ -458,10 +458,7 @@ def test_an_unreadable_cache_file_is_409_naming_the_file_and_the_fix(caches, api
 
 def test_a_schema_1_cache_still_opens_with_the_macd_drawing(caches, api):
     path = caches / "5m" / "AAPL_backtest.json"
-    document = orjson.loads(path.read_bytes())
-    del document["indicators"]
-    document["schema"] = "quant_trading.backtest/1"
-    path.write_bytes(orjson.dumps(document))
+    write_schema1(read_cache(path), path)
     body = api.get("/api/charts/5m/AAPL/?limit=3").json()
     assert body["indicators"] == [macd_drawing().as_dict()]
     assert np.isfinite(body["candles"]["Hist"]).all()
