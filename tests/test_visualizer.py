@@ -11,21 +11,25 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import matplotlib
 import matplotlib.colors as mcolors
+import mplfinance as mpf
 import numpy as np
 import pytest
 from cli_runner import run_module
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 from PIL import Image
 
 from quant_trading.backtesting.cache import CacheError, read_cache
 from quant_trading.timeframes import parse_time
+from quant_trading.visualization.bitmaps import TextBitmaps
 from quant_trading.visualization.catalog import scan_cache
-from quant_trading.visualization.chart import TradeChart
+from quant_trading.visualization.chart import CANDLE_DOWN, CANDLE_UP, STYLE, TradeChart
 from quant_trading.visualization.header import ChartHeader
 from quant_trading.visualization.markers import MarkerKind, trade_markers
 from quant_trading.visualization.viewport import MAX_BARS, MIN_BARS, Viewport, default_width
@@ -89,6 +93,19 @@ def arrow_direction(collection: PathCollection) -> str:
     vertices = collection.get_paths()[0].vertices
     widest = np.abs(vertices[:, 0]) >= np.abs(vertices[:, 0]).max() - 1e-9
     return "up" if vertices[widest, 1].mean() > vertices[:, 1].mean() else "down"
+
+
+def drawn_boxes(*patches) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(x, bottom, top, colour) of every rectangle the paths of ``patches`` draw (candle
+    bodies, volume or histogram bars: five vertices a rectangle), ordered by x."""
+    found = []
+    for patch in patches:
+        colour = mcolors.to_hex(patch.get_facecolor())
+        for box in patch.get_path().vertices.reshape(-1, 5, 2):
+            found.append((round(box[:4, 0].mean(), 9), box[0, 1], box[1, 1], colour))
+    found.sort()
+    x, bottom, top, colours = zip(*found) if found else ((), (), (), ())
+    return np.array(x), np.array(bottom), np.array(top), list(colours)
 
 
 def hue_name(rgba) -> str:
@@ -181,18 +198,79 @@ def test_a_window_draws_only_its_bars_and_markers(cache_dir):
     in_view = [m for m in chart.markers if view.start <= m.bar < view.stop]
     drawn = sum(len(c.get_offsets()) for cs in drawn_markers(chart).values() for c in cs)
     assert drawn == len(in_view) == len(chart.visible_markers()) > 0
-    bodies = [c for c in chart.price_ax.collections if type(c) is PolyCollection]
-    assert [len(c.get_paths()) for c in bodies] == [390]  # mplfinance's candle bodies
-    assert len(chart.volume_bars.get_paths()) == 390
+    candles = backtest.candles.iloc[view.start : view.stop]
+    x, _, _, _ = drawn_boxes(*chart.candles.bodies.values())
+    assert list(x) == list(range(390))  # a candle per bar, at its position
+    x, _, top, colours = drawn_boxes(chart.volume_bars.up, chart.volume_bars.down)
+    assert list(x) == list(range(390))
+    np.testing.assert_array_equal(top, candles["volume"])
+    up = (candles["close"] >= candles["open"]).to_numpy()
+    assert colours == list(np.where(up, CANDLE_UP, CANDLE_DOWN))
     (macd,) = chart.indicator_panels  # MACD, Signal and the Hist bars of the window
     assert [len(line.get_xdata()) for line, _ in macd.lines] == [390, 390]
-    assert [len(bars.get_paths()) for bars, _ in macd.bars] == [390]
+    ((hist, _),) = macd.bars
+    assert len(drawn_boxes(hist.up, hist.down)[0]) == 390
     span = (
         chart.overview_span.get_x(),
         chart.overview_span.get_x() + chart.overview_span.get_width(),
     )
     assert span[0] == view.start and span[1] == pytest.approx(view.stop - 1)
     assert f"{candles_time(chart, view.start):%Y-%m-%d %H:%M}" in chart.price_ax.get_title("right")
+
+
+def test_candles_look_as_mplfinance_draws_them(cache_dir):
+    # The candles are drawn without mplfinance (see chart.py) in its look: for windows of
+    # each size, a body from open to close and wicks to the low and high at every bar, in
+    # the style's colours, as wide as mplfinance makes them; a flat candle is a down
+    # candle and still shows as a line.
+    backtest = read_cache(cache_dir / "5m" / "AAPL_backtest.json")
+    chart = new_chart(backtest)
+    colours = STYLE["marketcolors"]
+    scratch = Figure().add_subplot()
+    for width in (20, 60, 390, MAX_BARS):
+        first = chart.total - width - 7
+        chart.show(first, first + width)
+        bars = backtest.candles.iloc[first : first + width]
+        high, low = bars["high"].to_numpy(), bars["low"].to_numpy()
+        open_, close = bars["open"].to_numpy(), bars["close"].to_numpy()
+        up = close > open_
+        x, bottom, top, faces = drawn_boxes(*chart.candles.bodies.values())
+        assert list(x) == list(range(width))
+        np.testing.assert_array_equal(bottom, open_)
+        np.testing.assert_array_equal(top, close)
+        assert faces == list(np.where(up, CANDLE_UP, CANDLE_DOWN))
+        for side, mine in (("up", up), ("down", ~up)):
+            wicks = chart.candles.wicks[side].get_path().vertices.reshape(-1, 4, 2)
+            np.testing.assert_array_equal(wicks[:, 0, 0], np.flatnonzero(mine))
+            np.testing.assert_array_equal(wicks[:, 0, 1], low[mine])
+            np.testing.assert_array_equal(wicks[:, 1, 1], np.minimum(open_, close)[mine])
+            np.testing.assert_array_equal(wicks[:, 2, 1], np.maximum(open_, close)[mine])
+            np.testing.assert_array_equal(wicks[:, 3, 1], high[mine])
+            body, wick = chart.candles.bodies[side], chart.candles.wicks[side]
+            assert body.get_facecolor() == mcolors.to_rgba(colours["candle"][side], 0.9)
+            assert mcolors.to_hex(body.get_edgecolor()) == colours["edge"][side]
+            assert mcolors.to_hex(wick.get_edgecolor()) == colours["wick"][side]
+        widths: dict = {}
+        mpf.plot(bars, ax=scratch, type="candle", style=STYLE, return_width_config=widths,
+                 columns=("open", "high", "low", "close", "volume"),
+                 warn_too_much_data=10**9)  # fmt: skip
+        scratch.clear()
+        box = chart.candles.bodies["up"].get_path().vertices[:4, 0]
+        assert box.max() - box.min() == pytest.approx(widths["candle_width"])
+        for patch in [*chart.candles.bodies.values(), *chart.candles.wicks.values()]:
+            assert patch.get_linewidth() == pytest.approx(widths["candle_linewidth"])
+
+    flat = np.flatnonzero(backtest.candles["open"] == backtest.candles["close"])[3]
+    chart.show(flat - 50, flat + 50)
+    chart.figure.canvas.draw()
+    pixels = np.asarray(chart.figure.canvas.buffer_rgba())[..., :3].astype(int)
+    bar = backtest.candles.iloc[flat]
+    # Between the wick and the body's edge (its half width is ~0.23 bars at 100 bars).
+    line_x, line_y = chart.price_ax.transData.transform((50.15, bar["open"]))
+    row = round(chart.figure.bbox.height - line_y)
+    seen = pixels[row - 1 : row + 2, round(line_x)]
+    down = np.array(mcolors.to_rgb(CANDLE_DOWN)) * 255
+    assert np.abs(seen - down).max(axis=1).min() < 40, seen
 
 
 def candles_time(chart: TradeChart, bar: int):
@@ -391,6 +469,37 @@ def test_texts_and_legends_pasted_from_images_look_as_drawn(cache_dir):
     for content, rows, cols in boxes:
         ink = [(255 - image[rows, cols]).sum() for image in (drawn, shown)]
         assert ink[1] == pytest.approx(ink[0], rel=0.03), content
+
+
+@pytest.mark.skipif(
+    tuple(int(part) for part in matplotlib.__version__.split(".")[:2]) < (3, 11),
+    reason="before 3.11 matplotlib drew a text as one FreeType bitmap itself",
+)
+def test_a_new_text_is_rasterised_with_matplotlibs_pixels():
+    # A text not seen before is rasterised by FreeType in one call (bitmaps.py): the same
+    # pixels where matplotlib's own draw_text puts them, whatever the first glyph (an
+    # overhanging "T" or "J"), size, weight, colour or alpha; only where two glyphs touch
+    # may a pixel or two differ.
+    dates = "Tue 2026-07-07 09:30 – Mon 2026-07-13 15:55  ·  390 bars  ·  12 trades in view"
+    texts = ["262.5", "−0.25", "1.5M", "Thu Mar 05", "Jul 07 09:30", "Year", "Short exit", dates]
+    for size, weight in ((8, "normal"), (9, "normal"), (13, "bold")):
+        font = FontProperties(size=size, weight=weight)
+        for text in texts:
+            for rgba, alpha in (((0.06, 0.06, 0.06, 1.0), None), ((0.2, 0.4, 0.8, 1.0), 0.55)):
+                drawn = []
+                for bitmaps in (None, TextBitmaps()):
+                    renderer = RendererAgg(900, 60, 100)
+                    if bitmaps is not None:
+                        bitmaps.install(renderer)
+                    gc = renderer.new_gc()
+                    gc.set_foreground(rgba, isRGBA=True)
+                    gc.set_alpha(alpha)
+                    renderer.draw_text(gc, 20, 35, text, font, 0)
+                    drawn.append(np.asarray(renderer.buffer_rgba()).astype(int))
+                assert bitmaps.misses == 1 and bitmaps.hits == 0
+                assert drawn[1][..., 3].sum() > 0
+                off = np.abs(drawn[0] - drawn[1]).max(axis=2) > 2
+                assert off.sum() <= 2, (text, size, np.argwhere(off)[:5])
 
 
 def test_header_shows_the_cache_statistics(cache_dir):

@@ -15,12 +15,12 @@ import matplotlib.colors as mcolors
 import numpy as np
 import orjson
 import pytest
+from cache_layouts import write_schema1
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
-from test_visualizer import REPO_ROOT, SAMPLE, new_chart, visualizer
+from test_visualizer import REPO_ROOT, SAMPLE, drawn_boxes, new_chart, visualizer
 
 from quant_trading import Parameter, Strategy, backtest
 from quant_trading.backtesting.cache import read_cache
@@ -228,11 +228,12 @@ def assert_macd_panel(chart: TradeChart) -> None:
     assert list(drawn) == ["MACD", "Signal"]
     assert hex_color(drawn["MACD"]) == "#1f77b4" and hex_color(drawn["Signal"]) == "#ff7f0e"
     np.testing.assert_array_equal(drawn["MACD"].get_ydata(), candles["MACD"].to_numpy())
-    (hist,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
-    assert hist.get_label() == "Hist" and len(hist.get_paths()) == len(candles)
-    tops = [path.vertices[1, 1] for path in hist.get_paths()]
+    ((hist, column),) = chart.indicator_panels[0].bars
+    assert hist.label == column == "Hist"
+    assert {hist.up, hist.down} <= set(ax.patches)
+    x, bottom, tops, colours = drawn_boxes(hist.up, hist.down)
+    assert list(x) == list(range(len(candles))) and not bottom.any()
     np.testing.assert_allclose(tops, np.nan_to_num(candles["Hist"].to_numpy()))
-    colours = [mcolors.to_hex(c) for c in hist.get_facecolor()]
     want = np.where(candles["Hist"].to_numpy() >= 0, CANDLE_UP, CANDLE_DOWN)
     assert colours == list(want) and {CANDLE_UP, CANDLE_DOWN} <= set(colours)
     assert levels(ax) == {0.0: "-"}
@@ -247,12 +248,8 @@ def test_a_macd_cache_draws_the_macd_panel_as_before(caches):
 
 
 def test_a_schema_1_cache_still_draws_macd(caches, tmp_path):
-    doc = orjson.loads((caches / "5m" / "AAPL_backtest.json").read_bytes())
-    del doc["indicators"]
-    doc["schema"] = "quant_trading.backtest/1"
-    (tmp_path / "5m").mkdir()
-    (tmp_path / "5m" / "AAPL_backtest.json").write_bytes(orjson.dumps(doc))
-    chart = shown(tmp_path / "5m" / "AAPL_backtest.json")
+    cached = read_cache(caches / "5m" / "AAPL_backtest.json")
+    chart = shown(write_schema1(cached, tmp_path / "5m" / "AAPL_backtest.json"))
     assert chart.backtest.indicators == [macd_drawing()]
     assert_macd_panel(chart)
     out = tmp_path / "old.png"
@@ -342,5 +339,6 @@ def test_every_bundled_strategy_exports_a_chart_with_its_indicators(name, tmp_pa
         drawn = [t.get_text() for t in panel.ax.get_legend().get_texts()]
         want = [x.label for d in declared if d.plot.panel == title for x in d.lines]
         assert drawn == want
-        shown = [line for line, _ in panel.lines] + [bars for bars, _ in panel.bars]
+        shown = [line for line, _ in panel.lines]
+        shown += [patch for bars, _ in panel.bars for patch in (bars.up, bars.down)]
         assert shown and all(artist.get_visible() for artist in shown)

@@ -12,16 +12,20 @@ Redrawing. A year of 5-minute bars is ~20,000 candles; only the visible window (
 default, at most :data:`~.viewport.MAX_BARS`) is drawn. One full ``mpf.plot`` of a week with
 volume and MACD addplots costs ~0.65 s per move on the project's 2-core machine
 (benchmarks/bench_visualizer.py), because mplfinance draws volume and histogram bars as one
-patch per bar. So each move asks mplfinance for the candles only (external-axes mode on the
-price axes, ~25 ms, keeping its style and candle drawing), while overlays, trade markers,
-volume, the indicator panels and the overview are artists made once per panel layout and
-updated in place (a ``PolyCollection`` renders hundreds of bars in one call). Rendering the
-whole figure still took ~130 ms, half of it the header text and the overview, which a move
-does not change: :meth:`TradeChart.draw` renders those once into a saved background and
-afterwards only the stacked panels and the overview's window marker on top of it
-(matplotlib's blitting). Of what is left, text cost the most (matplotlib 3.11 rasterises
-every glyph on every draw: ~2 ms a tick label), so texts and legends are rendered once and
-pasted afterwards (:mod:`.bitmaps`). A move takes 0.1-0.15 s.
+patch per bar. Even asking mplfinance for the candles alone (its external-axes mode) cost a
+third of a move: it makes a polygon and two line segments per candle, in new collections on
+every call. So mplfinance only defines the look (:data:`STYLE`, and its candle widths), and
+every artist is made once per panel layout and updated in place: candles, volume and
+histogram bars are one path per colour (:mod:`.candles`: Agg renders hundreds of bars in one
+call), overlays and indicator lines are ``Line2D``, trade markers a ``PathCollection`` per
+kind. Rendering the whole figure still took ~130 ms, half of it the header text and the
+overview, which a move does not change: :meth:`TradeChart.draw` renders those once into a
+saved background and afterwards only the stacked panels and the overview's window marker on
+top of it (matplotlib's blitting). Of what is left, text cost the most (matplotlib 3.11
+rasterises every glyph on every draw: ~2 ms a tick label, ~15 ms the window's dates), so
+texts and legends are rendered once and pasted afterwards, a new text in one FreeType call
+(:mod:`.bitmaps`), and the panels' axes draw their ticks without measuring every tick label
+first (:func:`_draw_ticks_only`). A move takes 60-90 ms.
 
 Arrows are sized in points, so whether they fit and whether they collide depends on the
 zoom: each move widens the price range until the arrows at its top and bottom fit, leaves
@@ -31,18 +35,18 @@ bar that would overlap (:func:`_arrow_tips`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 from pathlib import Path
 
-import matplotlib as mpl
 import mplfinance as mpf
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -56,6 +60,7 @@ from matplotlib.transforms import IdentityTransform
 from ..backtesting.cache import CachedBacktest
 from ..drawing import Drawing, Line
 from .bitmaps import TextBitmaps, paste_unchanged
+from .candles import Candlesticks, SignBars
 from .header import ChartHeader
 from .markers import LOOKS, Marker, MarkerKind, trade_markers
 from .viewport import Viewport, default_width
@@ -83,6 +88,8 @@ STYLE = mpf.make_mpf_style(
 PALETTE = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#bcbd22", "#ff7f0e")
 LEVEL_COLOR = "#888888"
 HIST_ALPHA = 0.55
+#: Width of volume and histogram bars, in bars.
+BAR_WIDTH = 0.7
 EQUITY_COLOR = "#3b5bdb"
 #: Marker area in points² (scatter's ``s``): arrows 13 pt long and 13 pt wide.
 MARKER_SIZE = 26.0**2
@@ -166,23 +173,6 @@ def _arrow_tips(tips: np.ndarray, up: np.ndarray, exits: np.ndarray) -> np.ndarr
     return placed
 
 
-def _bar_boxes(x: np.ndarray, low: np.ndarray, high: np.ndarray, width: float) -> np.ndarray:
-    """Rectangles (n, 4, 2) for PolyCollection.set_verts."""
-    boxes = np.empty((len(x), 4, 2))
-    boxes[:, 0:2, 0] = (x - width / 2)[:, None]
-    boxes[:, 2:4, 0] = (x + width / 2)[:, None]
-    boxes[:, (0, 3), 1] = low[:, None]
-    boxes[:, (1, 2), 1] = high[:, None]
-    return boxes
-
-
-def _sign_colors(positive: np.ndarray) -> np.ndarray:
-    """RGBA per bar: the up-candle colour where ``positive``, else the down-candle colour."""
-    return np.where(
-        positive[:, None], mpl.colors.to_rgba(CANDLE_UP), mpl.colors.to_rgba(CANDLE_DOWN)
-    )
-
-
 def _line_colors(lines: list[Line]) -> list[str]:
     """Each line's declared colour, else the next palette colour no line here declares (so
     two undeclared moving averages never share one)."""
@@ -196,6 +186,35 @@ def _short_number(value: float, _pos=None) -> str:
         if abs(value) >= size:
             return f"{value / size:.3g}{suffix}"
     return f"{value:.0f}"
+
+
+def _draw_ticks_only(axis) -> None:
+    """Make ``axis`` draw just its ticks while it has no axis label and no offset text.
+
+    Before drawing its ticks, matplotlib measures every tick label (laying out its text
+    again) to place the axis label and the offset text beside them; the panels have
+    neither, and that measuring costs a tenth of a move."""
+    direct = type(axis).draw
+
+    def draw(renderer) -> None:
+        ticks = axis._update_ticks() if axis.get_visible() else None
+        if ticks is None or axis.label.get_text() or axis.major.formatter.get_offset():
+            direct(axis, renderer)
+            return
+        renderer.open_group(type(axis).__module__, gid=axis.get_gid())
+        for tick in ticks:
+            tick.draw(renderer)
+        renderer.close_group(type(axis).__module__)
+        axis.stale = False
+
+    axis.draw = draw  # an instance attribute shadows the class's method
+
+
+@functools.lru_cache(maxsize=1024)
+def _label_width(label: str) -> float:
+    """Width of a time-axis label in points (labels repeat: measuring one costs ~1 ms)."""
+    font = FontProperties(size=TICK_FONTSIZE)
+    return text_to_path.get_text_width_height_descent(label, font, False)[0]
 
 
 def _every(positions: np.ndarray, most: int) -> np.ndarray:
@@ -214,13 +233,12 @@ class _Panel:
         lines = [line for d in drawings for line in d.lines]
         self.limits = next((p.limits for p in plots if p.limits), None)
         self.lines: list[tuple[Line2D, str]] = []
-        self.bars: list[tuple[PolyCollection, str]] = []
+        self.bars: list[tuple[SignBars, str]] = []
         handles = []
         colors = iter(_line_colors([x for x in lines if x.style == "line"]))
         for x in lines:
             if x.style == "histogram":  # coloured by sign, drawn under the lines
-                bars = PolyCollection([], linewidths=0, alpha=HIST_ALPHA, label=x.label)
-                ax.add_collection(bars)
+                bars = SignBars(ax, (CANDLE_UP, CANDLE_DOWN), BAR_WIDTH, HIST_ALPHA, x.label)
                 self.bars.append((bars, x.column))
                 handles.append(
                     Rectangle((0, 0), 1, 1, color=CANDLE_UP, alpha=HIST_ALPHA, label=x.label)
@@ -251,8 +269,7 @@ class _Panel:
             values.append(columns[column])
         for bars, column in self.bars:
             heights = np.nan_to_num(columns[column])
-            bars.set_verts(_bar_boxes(x, np.zeros(len(x)), heights, 0.7))
-            bars.set_facecolor(_sign_colors(heights >= 0))
+            bars.show(x, heights, heights >= 0)
             values.append(heights)
         if self.limits:
             return
@@ -344,6 +361,9 @@ class TradeChart:
         self.equity_ax = self.overview_ax.twinx()
         for ax in self.panels + (self.overview_ax,):
             self._style_axes(ax)
+        for ax in self.panels:
+            _draw_ticks_only(ax.xaxis)
+            _draw_ticks_only(ax.yaxis)
 
         # Overlays, volume and the indicator panels: made once per layout, updated in place
         # on every move (see module docstring).
@@ -380,8 +400,22 @@ class TradeChart:
             self.price_ax.add_collection(markers, autolim=False)
             self.marker_collections[kind] = markers
         self._arrow_paths: dict[tuple[str, float], MplPath] = {}
-        self.volume_bars = PolyCollection([], linewidths=0, alpha=0.75)
-        self.volume_ax.add_collection(self.volume_bars)
+        # Grid and ticks under the candles (over the highlight), as mplfinance sets them.
+        self.price_ax.set_axisbelow(True)
+        self.candles = Candlesticks(self.price_ax, STYLE)
+        self.highlight_span = Rectangle(
+            (0, 0),
+            1,
+            1,
+            transform=self.price_ax.get_xaxis_transform(),
+            color="#ffd54f",
+            alpha=0.3,
+            lw=0,
+            zorder=0,
+            visible=False,
+        )
+        self.price_ax.add_patch(self.highlight_span)
+        self.volume_bars = SignBars(self.volume_ax, (CANDLE_UP, CANDLE_DOWN), BAR_WIDTH, 0.75)
         self.volume_ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
         self.volume_ax.text(
             0.005, 0.95, "Volume", transform=self.volume_ax.transAxes, va="top", fontsize=8
@@ -550,38 +584,17 @@ class TradeChart:
 
         shown = slice(*np.searchsorted(self._marker_bar, (first, stop)))
         ylim, shifts = self._fit_markers(_padded(*self._price_range(cols), PRICE_MARGIN), shown)
-        # The previous window's candles and highlight go; the axes and its ticks stay
-        # (clearing the axes would rebuild every tick, a third of a move's time).
-        keep = set(self.marker_collections.values())
-        for artist in [*self.price_ax.collections, *self.price_ax.patches]:
-            if artist not in keep:
-                artist.remove()
-        mpf.plot(
-            self.backtest.candles.iloc[first:stop],
-            ax=self.price_ax,
-            type="candle",
-            style=STYLE,
-            columns=("open", "high", "low", "close", "volume"),
-            xlim=xlim,
-            ylim=ylim,
-            ylabel="",
-            warn_too_much_data=10**9,
-        )
+        self.price_ax.set_ylim(*ylim)
+        self.candles.show(x, cols["open"], cols["high"], cols["low"], cols["close"])
         if self.highlight is not None:
-            self.price_ax.axvspan(
-                self.highlight[0] - first - 0.5,
-                self.highlight[1] - first + 0.5,
-                color="#ffd54f",
-                alpha=0.3,
-                lw=0,
-                zorder=0,
-            )
+            self.highlight_span.set_x(self.highlight[0] - first - 0.5)
+            self.highlight_span.set_width(self.highlight[1] - self.highlight[0] + 1)
+        self.highlight_span.set_visible(self.highlight is not None)
         self._draw_markers(first, shown, shifts)
         for line, column in self.overlay_lines:
             line.set_data(x, cols[column])
 
-        self.volume_bars.set_verts(_bar_boxes(x, np.zeros(n), cols["volume"], 0.7))
-        self.volume_bars.set_facecolor(_sign_colors(self._up[first:stop]))
+        self.volume_bars.show(x, cols["volume"], self._up[first:stop])
         self.volume_ax.set_ylim(0, max(float(np.nanmax(cols["volume"])), 1.0) * 1.08)
         for panel in self.indicator_panels:
             panel.show(x, cols)
@@ -590,7 +603,6 @@ class TradeChart:
         for ax in self.panels:
             ax.set_xlim(*xlim)
             ax.set_xticks(ticks - first)
-        self.price_ax.xaxis.set_major_formatter(NullFormatter())
         lowest = self.panels[-1]
         lowest.set_xticklabels(labels)
         for tick, align in zip(
@@ -777,12 +789,10 @@ class TradeChart:
         if not labels:
             return aligned
         box, (x0, x1) = self.panels[-1].bbox, self.panels[-1].get_xlim()
-        font = FontProperties(size=TICK_FONTSIZE)
         right = self.figure.bbox.width - 2
         for i in {0, len(labels) - 1}:
             x = box.x0 + (positions[i] - x0) / (x1 - x0) * box.width
-            width, _, _ = text_to_path.get_text_width_height_descent(labels[i], font, False)
-            half = width * self.figure.dpi / 72 / 2
+            half = _label_width(labels[i]) * self.figure.dpi / 72 / 2
             if x - half < box.x0:
                 aligned[i] = "left"
             elif x + half > right:
