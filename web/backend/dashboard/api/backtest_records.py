@@ -19,7 +19,7 @@ from django.conf import settings
 
 from quant_trading.backtesting.cache import TRADE_COLUMNS
 from quant_trading.backtesting.report import equity_by_month
-from quant_trading.backtesting.runner import RunResult, SymbolResult
+from quant_trading.backtesting.runner import RunResult, SymbolSummary
 from quant_trading.backtesting.statistics import Statistics
 
 from .jsonable import json_number
@@ -65,14 +65,14 @@ def statistics_record(statistics: Statistics) -> dict[str, Any]:
     return {key: json_number(value) for key, value in statistics.as_dict().items()}
 
 
-def symbol_metrics(result: SymbolResult) -> dict[str, Any]:
+def symbol_metrics(result: SymbolSummary) -> dict[str, Any]:
     """One symbol's row: its statistics (the CLI's per-symbol summary columns are
     ``trades``, ``win_rate_pct``, ``net_profit``, ``return_pct``, ``buy_hold_return_pct``,
     ``max_drawdown_pct``, ``sharpe``, ``exposure_pct`` and ``equity_final``), the bars traded,
     and the warning about entries the cash could not pay for (or None)."""
     return {
         "symbol": result.symbol,
-        "bars": len(result.candles),
+        "bars": result.bar_count,
         "warning": result.refusal_message(),
         **statistics_record(result.statistics),
     }
@@ -90,18 +90,17 @@ def trade_records(trades: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
-def data_file_record(result: SymbolResult) -> dict[str, Any]:
+def data_file_record(result: SymbolSummary) -> dict[str, Any]:
     """The file a symbol was read from, its checksum, and the bars it gave."""
-    data = result.data
-    index = data.bars.index
+    source = result.source
     return {
         "symbol": result.symbol,
-        "file": display_path(data.path),
-        "sha256": data.sha256,
-        "source_timeframe": data.source_timeframe.name,
-        "rows": len(data.bars),
-        "first_bar": index[0].isoformat() if len(index) else None,
-        "last_bar": index[-1].isoformat() if len(index) else None,
+        "file": display_path(source.path),
+        "sha256": source.sha256,
+        "source_timeframe": source.source_timeframe.name,
+        "rows": source.rows,
+        "first_bar": source.first.isoformat() if source.first is not None else None,
+        "last_bar": source.last.isoformat() if source.last is not None else None,
     }
 
 

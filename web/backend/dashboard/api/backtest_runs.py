@@ -1,13 +1,13 @@
 """Run a validated backtest request in-process with the toolkit's engine, write its cache
 files, and store it as a :class:`~dashboard.api.models.BacktestRun`.
 
-The engine is :func:`quant_trading.backtesting.runner.run_symbols` and the cache writer
-:func:`quant_trading.backtesting.cache.write_cache`, the very calls ``run_backtest`` makes,
-so the numbers are the CLI's. Each run holds a whole data file per symbol in memory, so at
-most ``settings.BACKTEST_MAX_CONCURRENT`` (default 2) run at once; a request that finds
-every slot taken waits up to ``settings.BACKTEST_QUEUE_TIMEOUT`` seconds (default 60), then
-answers 503. Two runs of the same timeframe and symbol write the same cache file: each write
-is atomic, and the last one stays.
+The engine and the cache writer are :func:`quant_trading.backtesting.runner.run_symbols`'s,
+called as ``run_backtest`` calls it, so the numbers and the cache files are the CLI's. A run
+holds one symbol's data file at a time in memory, and at most
+``settings.BACKTEST_MAX_CONCURRENT`` (default 2) run at once; a request that finds every slot
+taken waits up to ``settings.BACKTEST_QUEUE_TIMEOUT`` seconds (default 60), then answers
+503. Two runs of the same timeframe and symbol write the same cache file: each move into
+place is atomic, and the last one stays.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
-from quant_trading.backtesting.cache import write_cache
+from quant_trading.backtesting.cache import CacheWriteError as EngineCacheWriteError
 from quant_trading.backtesting.datafiles import MissingDataError
 from quant_trading.backtesting.runner import BacktestOptions, run_symbols
 from quant_trading.csv_store import DataFileError
@@ -119,25 +119,25 @@ def run_backtest(request: BacktestRequest, requested_by: str) -> BacktestRun:
     data_dir = str(settings.DATA_DIR)
     with engine_slot():
         started = time.perf_counter()
+        # As run_backtest: each symbol is cut to its trades and statistics as soon as it is
+        # done (memory stays flat however many symbols a request names), and its cache file
+        # is staged then and moved into place only when every symbol has succeeded.
+        cache_dir = settings.CACHE_DIR if request.write_cache else None
         try:
-            run = run_symbols(config, data_dir, request.options, progress=False)
+            run = run_symbols(config, data_dir, request.options, progress=False,
+                              cache_dir=cache_dir, keep_series=False)  # fmt: skip
         except MissingDataError as exc:  # no symbol had bars in the period
             message = str(exc).replace(data_dir, display_path(data_dir))
             raise ValidationError({"non_field_errors": [message]}) from None
         except DataFileError as exc:
             raise DataProblem(str(exc).replace(data_dir, display_path(data_dir))) from None
-        # Results are complete before any cache file is touched, as in run_backtest.
-        written = []
-        if request.write_cache:
-            try:
-                written = [write_cache(result, settings.CACHE_DIR) for result in run.results]
-            except OSError as exc:
-                log.error("cannot write the backtest cache: %s", exc)
-                raise CacheWriteError(
-                    f"cannot write cache in {display_path(settings.CACHE_DIR)}: {exc.strerror}"
-                ) from None
+        except EngineCacheWriteError as exc:
+            log.error("cannot write the backtest cache: %s", exc)
+            raise CacheWriteError(
+                f"cannot write cache in {display_path(settings.CACHE_DIR)}: {exc.strerror}"
+            ) from None
         duration = time.perf_counter() - started
-    records = run_records(run, written)
+    records = run_records(run, run.cache_files)
     stored = BacktestRun.objects.create(
         duration_seconds=duration,
         requested_by=requested_by,
