@@ -9,7 +9,6 @@ No TWS needed.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -20,11 +19,13 @@ from pathlib import Path
 # loading pandas, numba and the engine (about a second); main() imports them after parsing.
 from ..cli import (
     ArgumentParser,
+    allocation_fraction,
     fail,
     non_negative_float,
     positive_float,
     positive_int,
     setup_logging,
+    time_option,
 )
 
 PROG = "run_backtest"
@@ -85,7 +86,7 @@ def _parser() -> ArgumentParser:
     sizing = p.add_mutually_exclusive_group()
     sizing.add_argument(
         "--allocation",
-        type=_fraction,
+        type=allocation_fraction,
         default=1.0,
         help="fraction of current equity per entry, commission included; at most 1, no "
         "leverage (default: 1.0)",
@@ -148,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             strategy_path=args.strategy_path,
         )
         options = BacktestOptions(
-            start=_time(args.start, "--start"),
-            end=_time(args.end, "--end", end=True),
+            start=time_option(args.start, "--start"),
+            end=time_option(args.end, "--end", end=True),
             capital=args.initial_capital,
             costs=Costs(commission_per_share=args.commission, slippage=args.slippage),
             sizing=Sizing(
@@ -213,25 +214,6 @@ def _min_bars(text: str | None) -> int:
         return max(0, int(text))
     except ValueError:
         raise ValueError(f"{MIN_BARS_ENV}={text!r}: not a whole number") from None
-
-
-def _fraction(text: str) -> float:
-    """argparse type: a fraction of equity, 0 < x <= 1 (the engine has no leverage)."""
-    value = positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at most 1 (there is no leverage)")
-    return value
-
-
-def _time(text: str | None, flag: str, end: bool = False):
-    from ..timeframes import parse_time
-
-    if text is None:
-        return None
-    try:
-        return parse_time(text, end=end)
-    except ValueError:
-        raise ValueError(f"{flag} {text!r}: not a date or time (use e.g. 2025-01-31)") from None
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class WindowError(ValueError):
     """The requested period holds no bars."""
 
 
-def _window(index: pd.DatetimeIndex, options: BacktestOptions) -> tuple[int, int]:
+def trading_window(index: pd.DatetimeIndex, options: BacktestOptions) -> tuple[int, int]:
     """Positions [first traded bar, end) in ``index`` for the options' period."""
     stop = len(index) if options.end is None else int(index.searchsorted(options.end, "left"))
     if stop == 0:
@@ -175,7 +175,7 @@ def backtest_symbol(
 ) -> SymbolResult:
     """Backtest ``config``'s strategy on one symbol. Bars before the window warm the
     indicators up but are not traded; bars after it are not used at all."""
-    first, stop = _window(data.bars.index, options)
+    first, stop = trading_window(data.bars.index, options)
     bars = data.bars.iloc[:stop]
     # One batch computation serves the position rule and the cached candles alike.
     values = config.compute(bars)

@@ -11,7 +11,15 @@ import logging
 import sys
 from typing import NoReturn
 
-__all__ = ["ArgumentParser", "setup_logging", "fail", "positive_float", "non_negative_float"]
+__all__ = [
+    "ArgumentParser",
+    "setup_logging",
+    "fail",
+    "positive_float",
+    "non_negative_float",
+    "allocation_fraction",
+    "time_option",
+]
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -142,3 +150,24 @@ def _number(text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
+
+
+def allocation_fraction(text: str) -> float:
+    """argparse type: a fraction of equity, 0 < x <= 1 (the engine has no leverage)."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most 1 (there is no leverage)")
+    return value
+
+
+def time_option(text: str | None, flag: str, end: bool = False):
+    """``--start``/``--end`` as a New York timestamp (None if not given); ValueError with a
+    one-line message naming the flag."""
+    from ..timeframes import parse_time  # pandas: only when a time is given
+
+    if text is None:
+        return None
+    try:
+        return parse_time(text, end=end)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: not a date or time (use e.g. 2025-01-31)") from None
