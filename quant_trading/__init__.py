@@ -7,6 +7,7 @@ The few names a script needs, in the spirit of ``from backtesting import Backtes
 * :class:`Strategy`, :class:`Parameter`: write a strategy (indicators from
   :mod:`quant_trading.indicators`, signal helpers from :mod:`quant_trading.signals`);
 * :func:`backtest`: run it (or a registered strategy by name) on stored bars;
+* :func:`optimize`: search its parameters (grid, random, Optuna) on stored bars;
 * :class:`IBKRConnection`: the TWS connection to build your own tools on.
 
 The pure core (no I/O, no ibapi) that the live tools and the backtest share:
@@ -16,7 +17,7 @@ The pure core (no I/O, no ibapi) that the live tools and the backtest share:
 
 __version__ = "0.1.0"
 
-__all__ = ["Strategy", "Parameter", "backtest", "IBKRConnection", "__version__"]
+__all__ = ["Strategy", "Parameter", "backtest", "optimize", "IBKRConnection", "__version__"]
 
 # Imported on first use: the pure core never pulls in ibapi, and a chart reader never pays
 # for the engine.
@@ -24,6 +25,7 @@ _LAZY = {
     "Strategy": "quant_trading.strategy",
     "Parameter": "quant_trading.strategy",
     "backtest": "quant_trading.backtesting.runner",
+    "optimize": "quant_trading.backtesting.optimize",
     "IBKRConnection": "quant_trading.core.ibkr_connection",
 }
 

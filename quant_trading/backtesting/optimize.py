@@ -1,0 +1,701 @@
+"""Search a strategy's parameters for the best backtest: grid or random, on stored bars.
+
+    python -m quant_trading.backtesting.optimize --strategy MACD --symbols AAPL --timeframe 5m \\
+        --param FAST=5:20 --param SLOW=20:60:2 --objective sharpe
+
+:func:`optimize` is the library call beside :func:`~quant_trading.backtesting.runner.backtest`
+(same arguments, plus the search). Every combination runs the very code ``run_backtest`` runs
+(:func:`~.runner.backtest_symbol` per symbol, :func:`~.runner.combine` into the portfolio),
+so the best combination re-run through ``run_backtest`` gives the same statistics to the bit.
+What is shared across combinations is only what cannot change with the parameters: each
+symbol's bars are read once, and each distinct indicator (indicators are frozen dataclasses,
+their settings their identity) is computed once per symbol and reused by every combination
+that declares it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections import OrderedDict, deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..settings import split_symbols
+from ..strategy import Parameter, Strategy, StrategyConfig, StrategyError, configure
+from ..timeframes import Timeframe, parse_time
+from .datafiles import MissingDataError, SymbolData, load_symbol
+from .engine import Costs, Sizing
+from .runner import BacktestOptions, WindowError, backtest_symbol, combine, trading_window
+from .statistics import Statistics
+
+__all__ = [
+    "MAX_GRID",
+    "OBJECTIVES",
+    "OptimizeError",
+    "OptimizeResult",
+    "SearchSpace",
+    "heatmap",
+    "optimize",
+    "parse_values",
+    "search_space",
+]
+
+log = logging.getLogger(__name__)
+
+#: A grid larger than this needs ``method="random"``.
+MAX_GRID = 10_000_000
+#: Statistics an objective may name: every numeric one.
+OBJECTIVES = tuple(f.name for f in fields(Statistics) if f.type in ("float", "int", float, int))
+METHODS = ("grid", "random", "optuna")
+#: Values a float range without a step takes per unit.
+_DEFAULT_STEP = 1
+
+
+class OptimizeError(ValueError):
+    """A bad search (unknown parameter or objective, empty or out-of-bounds range, a grid too
+    large); the message is one line that names it."""
+
+
+# -- the search space ----------------------------------------------------------------------
+
+
+def parse_values(parameter: Parameter, text: str) -> tuple[Any, ...]:
+    """The values ``text`` names for ``parameter``: ``5:20`` or ``20:60:2`` (inclusive; numeric
+    parameters) or a comma list ``5,9,13`` (choices too), each checked against the
+    parameter's declared bounds or choices."""
+    name = parameter.name
+    text = text.strip()
+    if not text:
+        raise OptimizeError(f"--param {name}=: no values")
+    if ":" in text:
+        if parameter.choices or parameter.kind not in (int, float):
+            raise OptimizeError(f"--param {name}={text}: a range needs a numeric parameter")
+        parts = text.split(":")
+        if len(parts) > 3:
+            raise OptimizeError(f"--param {name}={text}: use start:stop or start:stop:step")
+        start, stop = (_number(parameter, p, text) for p in parts[:2])
+        step = _number(parameter, parts[2], text) if len(parts) == 3 else _DEFAULT_STEP
+        values = _arange(parameter, start, stop, step, text)
+    else:
+        values = tuple(_one(parameter, p, text) for p in text.split(","))
+    return _checked(parameter, values, text)
+
+
+def _one(parameter: Parameter, part: str, text: str) -> Any:
+    try:
+        return parameter.parse(part, parameter.name)
+    except StrategyError as exc:
+        raise OptimizeError(f"--param {parameter.name}={text}: {exc}") from None
+
+
+def _number(parameter: Parameter, part: str, text: str) -> float:
+    try:
+        value = parameter.kind(part.strip())
+    except ValueError:
+        kind = "whole numbers" if parameter.kind is int else "numbers"
+        raise OptimizeError(f"--param {parameter.name}={text}: {part!r}: need {kind}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OptimizeError(f"--param {parameter.name}={text}: {part!r} is not finite")
+    return value
+
+
+def _arange(parameter: Parameter, start, stop, step, text: str) -> tuple[Any, ...]:
+    if step <= 0:
+        raise OptimizeError(f"--param {parameter.name}={text}: the step must be positive")
+    if start > stop:
+        raise OptimizeError(f"--param {parameter.name}={text}: empty range (start > stop)")
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if count > MAX_GRID:
+        raise OptimizeError(f"--param {parameter.name}={text}: more than {MAX_GRID:,} values")
+    if parameter.kind is int:
+        return tuple(range(int(start), int(stop) + 1, int(step)))
+    # Rounded so 0.1 steps give 0.3, not 0.30000000000000004 (what a user types in strategy.env).
+    return tuple(round(start + i * step, 10) for i in range(count))
+
+
+def _checked(parameter: Parameter, values: tuple[Any, ...], text: str) -> tuple[Any, ...]:
+    for value in values:
+        if problem := parameter.check(value):
+            raise OptimizeError(f"--param {parameter.name}={text}: {value!r} {problem}")
+    return tuple(dict.fromkeys(values))  # a value listed twice is tried once
+
+
+def _declared(parameter: Parameter) -> tuple[Any, ...]:
+    """The values a parameter's declaration allows: its choices, or its bounds in steps of 1."""
+    if parameter.choices:
+        return parameter.choices
+    low, high = parameter.bounds or (None, None)
+    if low is None or high is None:
+        raise OptimizeError(
+            f"{parameter.name} declares no bounds to search; give --param {parameter.name}=..."
+        )
+    if parameter.kind is int:
+        low, high = math.ceil(low), math.floor(high)
+    return _arange(parameter, low, high, _DEFAULT_STEP, f"{low:g}:{high:g}")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The values searched per parameter (in the strategy's order); the others stay fixed."""
+
+    values: dict[str, tuple[Any, ...]]
+    fixed: dict[str, Any]
+    order: tuple[str, ...] = ()  # every parameter, as the strategy declares them
+
+    @property
+    def size(self) -> int:
+        """Combinations in the full grid (before the strategy's own checks)."""
+        return math.prod(len(v) for v in self.values.values())
+
+    def at(self, flat: int) -> dict[str, Any]:
+        """The ``flat``-th combination of the grid (the last parameter varies fastest)."""
+        chosen: dict[str, Any] = {}
+        for name, values in reversed(self.values.items()):
+            flat, i = divmod(flat, len(values))
+            chosen[name] = values[i]
+        return self.complete(chosen)
+
+    def complete(self, searched: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter, in declaration order: ``searched`` values and the fixed ones."""
+        merged = {**self.fixed, **searched}
+        return {n: merged[n] for n in self.order or merged}
+
+
+def search_space(
+    strategy: Strategy, base: Mapping[str, Any], grid: Mapping[str, Any] | None
+) -> SearchSpace:
+    """The space searched: ``grid`` maps parameter names (any case) to a range text
+    (``"5:20"``, ``"5,9,13"``) or a sequence of values; without a grid, every numeric
+    parameter over its declared bounds. The rest keep their ``base`` values."""
+    parameters = {p.name: p for p in strategy.parameters}
+    if grid:
+        given = {str(k).strip().upper(): v for k, v in grid.items()}
+        if unknown := sorted(set(given) - set(parameters)):
+            raise OptimizeError(
+                f"{strategy.name} has no parameter {', '.join(unknown)}; "
+                f"its parameters: {', '.join(parameters) or 'none'}"
+            )
+        values = {}
+        for name, parameter in parameters.items():
+            if name not in given:
+                continue
+            spec = given[name]
+            if isinstance(spec, str):
+                values[name] = parse_values(parameter, spec)
+            else:
+                spec = tuple(spec)
+                if not spec:
+                    raise OptimizeError(f"--param {name}: no values")
+                values[name] = _checked(parameter, spec, ",".join(map(str, spec)))
+    else:
+        values = {
+            name: _declared(p)
+            for name, p in parameters.items()
+            if not p.choices and p.kind in (int, float)
+        }
+        if not values:
+            raise OptimizeError(f"{strategy.name} has no numeric parameter to search")
+    fixed = {name: base[name] for name in parameters if name not in values}
+    return SearchSpace(values, fixed, tuple(parameters))
+
+
+def _combinations(
+    space: SearchSpace, method: str, trials: int | None, seed: int | None
+) -> tuple[int, Iterator[dict[str, Any]]]:
+    """(how many, the combinations to try), in grid order or in the random draw's order."""
+    size = space.size
+    if method == "grid":
+        if size > MAX_GRID:
+            raise OptimizeError(
+                f"the grid has {size:,} combinations (more than {MAX_GRID:,}); narrow the "
+                "--param ranges or use --method random --trials N"
+            )
+        return size, (space.at(i) for i in range(size))
+    if method == "optuna":  # asks as it goes: see _tpe_batches
+        return min(trials or 100, size), iter(())
+    if method != "random":
+        raise OptimizeError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    count = min(trials or 100, size)
+    # Distinct flat indices, drawn without enumerating the grid: the same seed, the same draw.
+    picks = np.random.default_rng(seed).choice(size, size=count, replace=False)
+    return count, (space.at(int(i)) for i in picks)
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+class _IndicatorMemo:
+    """Indicator columns already computed, per symbol, least recently used dropped first once
+    they pass ``budget`` bytes: a grid over two EMA periods reuses each EMA many times, while
+    a grid in which every combination is a new indicator must not keep them all."""
+
+    def __init__(self, budget: int = 256 << 20) -> None:
+        self.budget = budget
+        self.bars: dict[int, dict[str, np.ndarray]] = {}  # OHLCV arrays, kept for the search
+        self._columns: OrderedDict[tuple[int, Any], dict[str, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+
+    def columns(self, symbol: int, indicator, data: Mapping[str, np.ndarray]):
+        key = (symbol, indicator)
+        found = self._columns.get(key)
+        if found is not None:
+            self._columns.move_to_end(key)
+            return found
+        found = self._columns[key] = indicator.compute(data)
+        self._bytes += sum(a.nbytes for a in found.values())
+        while self._bytes > self.budget and len(self._columns) > 1:
+            _, dropped = self._columns.popitem(last=False)
+            self._bytes -= sum(a.nbytes for a in dropped.values())
+        return found
+
+
+@dataclass(frozen=True)
+class _MemoConfig(StrategyConfig):
+    """A config whose :meth:`compute` takes indicator columns from ``memo`` (computed for the
+    same symbol's bars by an earlier combination) and computes only the new ones."""
+
+    memo: _IndicatorMemo | None = field(default=None, compare=False, repr=False)
+    symbol: int = 0  # the symbol's position in the search
+
+    def compute(self, bars: pd.DataFrame) -> dict[str, np.ndarray]:
+        # StrategyConfig.compute's arrays, made once per symbol.
+        if self.symbol not in self.memo.bars:
+            self.memo.bars[self.symbol] = {
+                c: np.ascontiguousarray(bars[c], dtype=np.float64) for c in _OHLCV
+            }
+        data = dict(self.memo.bars[self.symbol])
+        for indicator in self.indicators:
+            data.update(self.memo.columns(self.symbol, indicator, data))
+        return data
+
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+@dataclass
+class OptimizeResult:
+    """A finished (or interrupted) search. ``table`` has one row per combination run:
+    the searched parameters, every statistic of the portfolio (``run.statistics``; one
+    symbol: its own, ``run.results[0].statistics``, as in its cache file) and
+    ``eligible`` (at least ``min_trades`` trades), ranked by the objective, best first
+    (index = rank from 1; ineligible rows and NaN objectives last)."""
+
+    strategy: str
+    timeframe: Timeframe
+    symbols: tuple[str, ...]  # those with data in the window
+    objective: str
+    maximize: bool
+    min_trades: int
+    method: str
+    seed: int | None
+    space: SearchSpace
+    table: pd.DataFrame
+    planned: int  # combinations the method chose
+    rejected: int  # of those, refused by the strategy's validate
+    interrupted: bool = False  # Ctrl-C: the table holds what was done
+    skipped: dict[str, str] = field(default_factory=dict)  # symbol -> why (no data)
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        """Every parameter of the best eligible combination, or None if none is eligible."""
+        if self.table.empty:
+            return None
+        row = self.table.iloc[0]
+        if not row["eligible"] or pd.isna(row[self.objective]):
+            return None
+        return self.space.complete({n: _plain(row[n]) for n in self.space.values})
+
+    @property
+    def best(self) -> Statistics | None:
+        """The best combination's statistics, or None."""
+        if self.best_params is None:
+            return None
+        row = self.table.iloc[0]
+        return Statistics(**{f.name: _plain(row[f.name]) for f in fields(Statistics)})
+
+    def env_lines(self) -> list[str]:
+        """The best parameters as strategy.env lines (``MACD_FAST=8``), every parameter."""
+        prefix = self.strategy.upper()
+        return [f"{prefix}_{k}={v}" for k, v in (self.best_params or {}).items()]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def optimize(
+    strategy: Strategy | str,
+    symbols: str | Sequence[str] | None = None,
+    timeframe: str | Timeframe | None = None,
+    *,
+    data_dir: str | Path = "market_data",
+    grid: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    objective: str = "sharpe",
+    maximize: bool = True,
+    min_trades: int = 1,
+    method: str = "grid",
+    trials: int | None = None,
+    seed: int | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    capital: float = 100_000.0,
+    commission: float = 0.005,
+    slippage: float = 0.0,
+    allocation: float = 1.0,
+    size: float | None = None,
+    fractional: bool = False,
+    flat_at_close: bool = False,
+    progress: bool | None = False,
+    jobs: int = 1,
+    config: StrategyConfig | None = None,
+) -> OptimizeResult:
+    """Backtest ``strategy`` for every combination of ``grid`` (or ``trials`` random ones of
+    it with ``method="random"``, reproducible with ``seed``) and rank them by ``objective``
+    (a :class:`~.statistics.Statistics` field: ``sharpe``, ``return_pct``,
+    ``max_drawdown_pct``...), largest first unless ``maximize=False``.
+
+    ``grid`` maps parameter names to ``"5:20"`` / ``"20:60:2"`` (inclusive) / ``"5,9,13"`` or
+    to a sequence of values; without it every numeric parameter is searched over its
+    declared bounds. Parameters not searched take ``params`` or their defaults (strategy.env
+    is not read; the CLI passes a ``config`` resolved from it). Combinations the strategy's
+    ``validate`` refuses (fast >= slow) are skipped and counted in ``rejected``; those with
+    fewer than ``min_trades`` trades rank last. Window, costs and sizing are
+    :func:`~.runner.backtest`'s. ``jobs`` > 1 runs combinations in that many processes (same
+    table). ``progress`` shows a bar (None: on a terminal). Ctrl-C stops the search and
+    returns what was done (``interrupted``). Raises OptimizeError, StrategyError,
+    MissingDataError or DataFileError with a one-line message.
+    """
+    if config is None:
+        if isinstance(symbols, str):
+            symbols = split_symbols(symbols)
+        config = configure(
+            strategy, {}, timeframe=timeframe, symbols=symbols, params=params, source="params"
+        )
+    if objective not in OBJECTIVES:
+        raise OptimizeError(
+            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
+        )
+    if min_trades < 0:
+        raise OptimizeError("--min-trades must not be negative")
+    space = search_space(config.strategy, config.params, grid)
+    planned, combos = _combinations(space, method, trials, seed)
+    options = BacktestOptions(
+        start=None if start is None else parse_time(str(start)),
+        end=None if end is None else parse_time(str(end), end=True),
+        capital=capital,
+        costs=Costs(commission_per_share=commission, slippage=slippage),
+        sizing=Sizing(allocation=allocation, fixed_shares=size, fractional=fractional),
+        flat_at_close=flat_at_close,
+    )
+    if options.start is not None and options.end is not None and options.start >= options.end:
+        raise OptimizeError("--start must be before --end")
+    datas, skipped = _load(config, str(data_dir), options)
+
+    search = _Search(config, datas, options, tuple(space.values))
+    rows: list[dict[str, Any]] = []
+    rejected = 0
+    interrupted = False
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=planned,
+        desc="optimize",
+        unit="combo",
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
+    try:
+        if method == "optuna":
+            batches = _tpe_batches(search, space, planned, seed, objective, maximize, min_trades)
+        else:
+            batches = _batches(search, combos, planned, jobs)
+        for done, batch in batches:
+            bar.update(done)
+            rows += [row for row in batch if row is not None]
+            rejected += sum(row is None for row in batch)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: %d of %d combinations done", len(rows) + rejected, planned)
+    finally:
+        bar.close()
+    table = _ranked(rows, space, objective, maximize, min_trades)
+    return OptimizeResult(
+        strategy=config.strategy.name,
+        timeframe=config.timeframe,
+        symbols=tuple(d.symbol for d in datas),
+        objective=objective,
+        maximize=maximize,
+        min_trades=min_trades,
+        method=method,
+        seed=seed,
+        space=space,
+        table=table,
+        planned=planned,
+        rejected=rejected,
+        interrupted=interrupted,
+        skipped=skipped,
+    )
+
+
+@dataclass
+class _Search:
+    """What every combination shares: the bars, read once, and the indicator memo."""
+
+    config: StrategyConfig
+    datas: list[SymbolData]
+    options: BacktestOptions
+    searched: tuple[str, ...]
+    memo: _IndicatorMemo = field(default_factory=_IndicatorMemo)
+
+    def run(self, chosen: dict[str, Any]) -> dict[str, Any] | None:
+        """The searched values and statistics of one combination; None if the strategy
+        refuses it."""
+        config = self.config
+        try:
+            config.strategy.validate(chosen)
+            configs = [
+                _MemoConfig(config.strategy, chosen, config.timeframe, config.symbols, self.memo, i)
+                for i in range(len(self.datas))
+            ]
+            configs[0].indicators  # noqa: B018 - an impossible period fails here
+        except ValueError as exc:
+            log.debug("%s refused: %s", chosen, exc)
+            return None
+        results = [backtest_symbol(c, d, self.options) for c, d in zip(configs, self.datas)]
+        # One symbol: its own statistics, as its cache file and the visualizer have them
+        # (the portfolio's sum of one differs from them in the last bits of beta).
+        stats = results[0].statistics if len(results) == 1 else combine(results).statistics
+        return {**{n: chosen[n] for n in self.searched}, **stats.as_dict()}
+
+
+#: The search a worker process runs (inherited when forked, else set by its initializer).
+_WORKER: _Search | None = None
+
+
+def _start_worker(search: _Search | None) -> None:
+    import signal
+
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if search is not None:
+        _WORKER = search
+
+
+def _run_batch(batch: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    return [_WORKER.run(chosen) for chosen in batch]
+
+
+def _batches(
+    search: _Search, combos: Iterator[dict[str, Any]], planned: int, jobs: int
+) -> Iterator[tuple[int, list[dict[str, Any] | None]]]:
+    """(combinations done, their rows (None: refused)) in batches, in the order of
+    ``combos``, computed here or in ``jobs`` processes."""
+    if jobs <= 1 or planned < 2:
+        for chosen in combos:
+            yield 1, [search.run(chosen)]
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _WORKER
+    # Small batches keep the bar moving and lose little to Ctrl-C; large enough to make the
+    # trip to a process worth it.
+    size = max(1, min(16, planned // (jobs * 8)))
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    _WORKER = search  # forked workers inherit the bars instead of unpickling them
+    todo = iter(lambda: list(islice(combos, size)), [])
+    try:
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(None if fork else search,),
+        ) as pool:
+            pending = deque(pool.submit(_run_batch, b) for b in islice(todo, 4 * jobs))
+            try:
+                while pending:
+                    batch = pending.popleft().result()
+                    pending.extend(pool.submit(_run_batch, b) for b in islice(todo, 1))
+                    yield len(batch), batch
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        _WORKER = None
+
+
+def _tpe_batches(
+    search: _Search,
+    space: SearchSpace,
+    trials: int,
+    seed: int | None,
+    objective: str,
+    maximize: bool,
+    min_trades: int,
+) -> Iterator[tuple[int, list[dict[str, Any] | None]]]:
+    """Optuna's TPE sampler (seeded: the same trials each time) proposes ``trials``
+    combinations of ``space``, one at a time, each told its objective. A combination proposed
+    again is told its earlier value and not run twice (so it adds no row); refused ones,
+    too few trades and undefined objectives are failed trials, which TPE leaves aside."""
+    try:
+        import optuna
+    except ImportError:
+        raise OptimizeError("--method optuna needs Optuna: pip install optuna") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=sampler)
+    seen: dict[tuple, float | None] = {}
+    for _ in range(trials):
+        trial = study.ask()
+        chosen = space.complete({n: _suggest(trial, n, v) for n, v in space.values.items()})
+        key = tuple(chosen[n] for n in space.values)
+        if key in seen:
+            rows: list[dict[str, Any] | None] = []
+            value = seen[key]
+        else:
+            row = search.run(chosen)
+            rows = [row]
+            value = None
+            if row is not None and row["trades"] >= min_trades:
+                score = float(row[objective])
+                value = score if math.isfinite(score) else None
+            seen[key] = value
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+        yield 1, rows
+
+
+def _suggest(trial, name: str, values: tuple[Any, ...]) -> Any:
+    """An evenly stepped integer range as an ordered one (TPE learns which region is good);
+    anything else, floats included, as categorical over the exact values the grid has."""
+    steps = {b - a for a, b in zip(values, values[1:])}
+    if len(values) > 2 and all(type(v) is int for v in values) and len(steps) == 1:
+        return trial.suggest_int(name, values[0], values[-1], step=steps.pop())
+    return trial.suggest_categorical(name, list(values))
+
+
+def _load(
+    config: StrategyConfig, data_dir: str, options: BacktestOptions
+) -> tuple[list[SymbolData], dict[str, str]]:
+    """Each symbol's bars, read once; symbols without data (or none in the window) are
+    skipped with the reason, as run_backtest skips them."""
+    if not Path(data_dir).is_dir():
+        raise MissingDataError(f"{data_dir}: data folder not found")
+    datas: list[SymbolData] = []
+    skipped: dict[str, str] = {}
+    for symbol in config.symbols:
+        try:
+            data = load_symbol(data_dir, symbol, config.timeframe)
+            trading_window(data.bars.index, options)
+        except MissingDataError as exc:
+            skipped[symbol] = str(exc)
+            continue
+        except WindowError as exc:
+            skipped[symbol] = f"{data.path}: {exc}"
+            continue
+        datas.append(data)
+    if not datas:
+        raise MissingDataError(f"nothing to backtest: {'; '.join(skipped.values())}")
+    return datas, skipped
+
+
+def _ranked(
+    rows: list[dict[str, Any]],
+    space: SearchSpace,
+    objective: str,
+    maximize: bool,
+    min_trades: int,
+) -> pd.DataFrame:
+    columns = [*space.values, *(f.name for f in fields(Statistics))]
+    table = pd.DataFrame(rows, columns=columns)
+    table["eligible"] = table["trades"] >= min_trades
+    score = pd.to_numeric(table[objective], errors="coerce").astype(float)
+    key = score if maximize else -score
+    order = np.lexsort(
+        (
+            np.arange(len(table)),
+            -key.fillna(-np.inf).to_numpy(),
+            key.isna().to_numpy(),
+            ~table["eligible"].to_numpy(),
+        )
+    )
+    table = table.iloc[order].reset_index(drop=True)
+    table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
+    return table
+
+
+def heatmap(result: OptimizeResult, x: str, y: str, path: str | Path) -> Path:
+    """Draw the objective over searched parameters ``x`` (across) and ``y`` (up), the other
+    searched parameters at their best values, as a PNG at ``path`` (written atomically);
+    blank where a combination was refused, not run, or had too few trades. Returns the path."""
+    best = result.best_params
+    if best is None:
+        raise OptimizeError("no best combination to draw a heatmap around")
+    for name in (x, y):
+        if name not in result.space.values:
+            raise OptimizeError(f"heatmap: {name} is not a searched parameter")
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_write
+
+    table = result.table[result.table["eligible"]]
+    for name in result.space.values:
+        if name not in (x, y):
+            table = table[table[name] == best[name]]
+    xs, ys = result.space.values[x], result.space.values[y]
+    grid = (
+        table.pivot_table(index=y, columns=x, values=result.objective, aggfunc="first")
+        .reindex(index=list(ys), columns=list(xs))
+        .to_numpy(dtype=float, copy=True)
+    )
+    grid[~np.isfinite(grid)] = np.nan
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(xs) + 3), max(4.0, 0.25 * len(ys) + 2)))
+    try:
+        image = ax.imshow(
+            grid, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest"
+        )
+        fig.colorbar(image, ax=ax, label=result.objective)
+        ax.set_xticks(_ticks(len(xs)), [f"{xs[i]:g}" for i in _ticks(len(xs))])
+        ax.set_yticks(_ticks(len(ys)), [f"{ys[i]:g}" for i in _ticks(len(ys))])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.plot(xs.index(best[x]), ys.index(best[y]), marker="*", color="red", markersize=14)
+        others = ", ".join(f"{k}={v}" for k, v in best.items() if k not in (x, y))
+        ax.set_title(
+            f"{result.strategy} {result.timeframe.name} {' '.join(result.symbols)}: "
+            f"{result.objective} ({'max' if result.maximize else 'min'})"
+            + (f"\n{others}" if others else ""),
+            fontsize=9,
+        )
+        fig.tight_layout()
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def _ticks(count: int, most: int = 20) -> list[int]:
+    """At most ``most`` evenly spaced tick positions out of ``count``."""
+    return list(range(0, count, max(1, math.ceil(count / most))))
+
+
+if __name__ == "__main__":
+    from ..cli.optimize import main
+
+    sys.exit(main())
