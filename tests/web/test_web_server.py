@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
         ({"IBKR_PORT": "7496"}, "IBKR_PORT=7496 is TWS's live-trading port"),
         ({"IBKR_PORT": "4001"}, "IBKR_PORT=4001 is IB Gateway's live-trading port"),
         ({"IBKR_PORT": "seven"}, "IBKR_PORT='seven' is not valid"),
-        ({"IBKR_TIMEOUT": "soon"}, "IBKR_TIMEOUT='soon' is not a number"),
+        ({"IBKR_TIMEOUT": "soon"}, "IBKR_TIMEOUT='soon': use a number of seconds > 0"),
+        ({"IBKR_TIMEOUT": "-1"}, "IBKR_TIMEOUT='-1': use a number of seconds > 0"),
+        ({"DJANGO_BACKTEST_CONCURRENCY": "0"}, "DJANGO_BACKTEST_CONCURRENCY='0': use a whole"),
     ],
 )
 def test_a_bad_setting_stops_start_up_with_one_line(tmp_path, env, message):

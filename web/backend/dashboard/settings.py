@@ -105,7 +105,9 @@ if TWS.port in LIVE_PORTS:
 try:
     TWS_TIMEOUT = float(os.environ.get("IBKR_TIMEOUT", "5"))
 except ValueError:
-    raise SettingsError(f"IBKR_TIMEOUT={os.environ['IBKR_TIMEOUT']!r} is not a number") from None
+    TWS_TIMEOUT = float("nan")
+if not TWS_TIMEOUT > 0:  # NaN too
+    raise SettingsError(f"IBKR_TIMEOUT={os.environ['IBKR_TIMEOUT']!r}: use a number of seconds > 0")
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -117,7 +119,7 @@ def _positive_int(name: str, default: int) -> int:
     return int(text)
 
 
-# Each backtest holds its symbols' bars in memory: a burst of requests queues for a slot.
+# Each backtest keeps a core busy and a symbol's bars in memory: a burst queues for a slot.
 BACKTEST_MAX_CONCURRENT = _positive_int("DJANGO_BACKTEST_CONCURRENCY", 2)
 BACKTEST_QUEUE_TIMEOUT = 60.0
 FRONTEND_DIST = _path("QT_FRONTEND_DIST", REPO_ROOT / "web" / "frontend" / "dist")
