@@ -17,6 +17,7 @@ __all__ = [
     "fail",
     "positive_float",
     "non_negative_float",
+    "add_run_arguments",
     "allocation_fraction",
     "time_option",
 ]
@@ -171,3 +172,72 @@ def time_option(text: str | None, flag: str, end: bool = False):
         return parse_time(text, end=end)
     except ValueError:
         raise ValueError(f"{flag} {text!r}: not a date or time (use e.g. 2025-01-31)") from None
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a backtest runs on, the same for ``run_backtest`` and ``optimize``: timeframe,
+    data folder, strategy, symbols, window, capital, costs and sizing."""
+    parser.add_argument(
+        "--timeframe",
+        help="bar size: 1m, 3m, 5m, 10m, 15m, 30m, 1h... (default: <STRATEGY>_TIMEFRAME)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default="market_data",
+        help="folder with the CSV or Parquet files (default: market_data)",
+    )
+    parser.add_argument(
+        "--strategy",
+        help="strategy name, or package.module:NAME "
+        "(default: ACTIVE_STRATEGY from the environment or strategy.env)",
+    )
+    parser.add_argument(
+        "--strategy-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another folder of strategy files (repeatable; also QT_STRATEGY_PATH)",
+    )
+    parser.add_argument(
+        "--symbols", nargs="+", metavar="SYMBOL", help="symbols (default: <STRATEGY>_SYMBOLS)"
+    )
+    parser.add_argument(
+        "--start", help="first day or time traded (default: two years before --end)"
+    )
+    parser.add_argument("--end", help="last day or time used (default: the last bar in the data)")
+    parser.add_argument(
+        "--initial-capital",
+        type=positive_float,
+        default=100_000.0,
+        help="USD per symbol (default: 100000)",
+    )
+    parser.add_argument(
+        "--commission",
+        type=non_negative_float,
+        default=0.005,
+        help="USD per share, IBKR fixed: min 1.00, max 1%% of value (default: 0.005; 0 = none)",
+    )
+    parser.add_argument(
+        "--slippage",
+        type=non_negative_float,
+        default=0.0,
+        help="USD per share against every fill (default: 0)",
+    )
+    sizing = parser.add_mutually_exclusive_group()
+    sizing.add_argument(
+        "--allocation",
+        type=allocation_fraction,
+        default=1.0,
+        help="fraction of current equity per entry, commission included; at most 1, no "
+        "leverage (default: 1.0)",
+    )
+    sizing.add_argument(
+        "--size",
+        type=positive_float,
+        help="fixed number of shares per entry; an entry the cash cannot pay for is skipped "
+        "with a warning (default: sized by --allocation)",
+    )
+    parser.add_argument("--fractional", action="store_true", help="allow fractional shares")
+    parser.add_argument(
+        "--flat-at-close", action="store_true", help="close positions at each session's last bar"
+    )

@@ -17,10 +17,8 @@ from pathlib import Path
 
 from . import (
     ArgumentParser,
-    allocation_fraction,
+    add_run_arguments,
     fail,
-    non_negative_float,
-    positive_float,
     positive_int,
     setup_logging,
     time_option,
@@ -43,62 +41,12 @@ _SHOWN = (
 
 
 def _parser() -> ArgumentParser:
-
     p = ArgumentParser(
         prog=PROG,
         description="Search a strategy's parameters: backtest every combination (or a random "
         "sample) and rank them by a statistic.",
     )
-    p.add_argument("--timeframe", help="bar size (default: <STRATEGY>_TIMEFRAME)")
-    p.add_argument(
-        "--data-dir", default="market_data", help="folder with the CSVs (default: market_data)"
-    )
-    p.add_argument(
-        "--strategy",
-        help="strategy name, or package.module:NAME (default: ACTIVE_STRATEGY)",
-    )
-    p.add_argument(
-        "--strategy-path",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="another folder of strategy files (repeatable)",
-    )
-    p.add_argument(
-        "--symbols", nargs="+", metavar="SYMBOL", help="symbols (default: <STRATEGY>_SYMBOLS)"
-    )
-    p.add_argument("--start", help="first day or time traded (default: two years before --end)")
-    p.add_argument("--end", help="last day or time used (default: the last bar in the data)")
-    p.add_argument(
-        "--initial-capital",
-        type=positive_float,
-        default=100_000.0,
-        help="USD per symbol (default: 100000)",
-    )
-    p.add_argument(
-        "--commission",
-        type=non_negative_float,
-        default=0.005,
-        help="USD per share, IBKR fixed (default: 0.005; 0 = none)",
-    )
-    p.add_argument(
-        "--slippage",
-        type=non_negative_float,
-        default=0.0,
-        help="USD per share against every fill (default: 0)",
-    )
-    sizing = p.add_mutually_exclusive_group()
-    sizing.add_argument(
-        "--allocation",
-        type=allocation_fraction,
-        default=1.0,
-        help="fraction of equity per entry, at most 1 (default: 1.0)",
-    )
-    sizing.add_argument("--size", type=positive_float, help="fixed number of shares per entry")
-    p.add_argument("--fractional", action="store_true", help="allow fractional shares")
-    p.add_argument(
-        "--flat-at-close", action="store_true", help="close positions at each session's last bar"
-    )
+    add_run_arguments(p)
     p.add_argument(
         "--param",
         action="append",
