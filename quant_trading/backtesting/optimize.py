@@ -30,9 +30,8 @@ import pandas as pd
 
 from ..settings import split_symbols
 from ..strategy import Parameter, Strategy, StrategyConfig, StrategyError, configure
-from ..timeframes import Timeframe, parse_time
+from ..timeframes import Timeframe
 from .datafiles import MissingDataError, SymbolData, load_symbol
-from .engine import Costs, Sizing
 from .runner import BacktestOptions, WindowError, backtest_symbol, combine, trading_window
 from .statistics import Statistics
 
@@ -388,14 +387,8 @@ def optimize(
         raise OptimizeError("--min-trades must not be negative")
     space = search_space(config.strategy, config.params, grid)
     planned, combos = _combinations(space, method, trials, seed)
-    options = BacktestOptions(
-        start=None if start is None else parse_time(str(start)),
-        end=None if end is None else parse_time(str(end), end=True),
-        capital=capital,
-        costs=Costs(commission_per_share=commission, slippage=slippage),
-        sizing=Sizing(allocation=allocation, fixed_shares=size, fractional=fractional),
-        flat_at_close=flat_at_close,
-    )
+    options = BacktestOptions.of(start, end, capital, commission, slippage, allocation, size,
+                                 fractional, flat_at_close)  # fmt: skip
     if options.start is not None and options.end is not None and options.start >= options.end:
         raise OptimizeError("--start must be before --end")
     datas, skipped = _load(config, str(data_dir), options)

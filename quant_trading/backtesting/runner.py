@@ -62,6 +62,30 @@ class BacktestOptions:
     sizing: Sizing = field(default_factory=Sizing)
     flat_at_close: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        start: str | pd.Timestamp | None = None,
+        end: str | pd.Timestamp | None = None,
+        capital: float = 100_000.0,
+        commission: float = 0.005,
+        slippage: float = 0.0,
+        allocation: float = 1.0,
+        size: float | None = None,
+        fractional: bool = False,
+        flat_at_close: bool = False,
+    ) -> BacktestOptions:
+        """The options from the flat settings a script passes (``start``/``end`` as
+        ``2025-01-31`` or ``2025-01-31 10:00`` New York, ``end`` inclusive of its day)."""
+        return cls(
+            start=None if start is None else parse_time(str(start)),
+            end=None if end is None else parse_time(str(end), end=True),
+            capital=capital,
+            costs=Costs(commission_per_share=commission, slippage=slippage),
+            sizing=Sizing(allocation=allocation, fixed_shares=size, fractional=fractional),
+            flat_at_close=flat_at_close,
+        )
+
 
 @dataclass(frozen=True)
 class DataSource:
@@ -516,13 +540,7 @@ def backtest(
         symbols = split_symbols(symbols)
     config = configure(strategy, {}, timeframe=timeframe, symbols=symbols, params=params,
                        source="params")  # fmt: skip
-    options = BacktestOptions(
-        start=None if start is None else parse_time(str(start)),
-        end=None if end is None else parse_time(str(end), end=True),
-        capital=capital,
-        costs=Costs(commission_per_share=commission, slippage=slippage),
-        sizing=Sizing(allocation=allocation, fixed_shares=size, fractional=fractional),
-        flat_at_close=flat_at_close,
-    )
+    options = BacktestOptions.of(start, end, capital, commission, slippage, allocation, size,
+                                 fractional, flat_at_close)  # fmt: skip
     return run_symbols(config, str(data_dir), options, jobs=jobs, progress=False,
                        cache_dir=cache_dir, keep_series=keep_series)  # fmt: skip
