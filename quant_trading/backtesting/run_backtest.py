@@ -22,6 +22,7 @@ from ..cli import (
     add_run_arguments,
     fail,
     positive_int,
+    run_config,
     setup_logging,
     time_option,
 )
@@ -70,23 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     from ..csv_store import DataFileError
-    from ..settings import load_settings, split_symbols
-    from ..strategy import StrategyError, configure
+    from ..strategy import StrategyError
     from .cache import CacheWriteError
     from .engine import Costs, Sizing
     from .runner import BacktestOptions, run_symbols
 
     try:
-        settings = load_settings(args.env_file)
-        name = args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD"
-        symbols = split_symbols(" ".join(args.symbols)) if args.symbols else None
-        config = configure(
-            name,
-            settings,
-            timeframe=args.timeframe,
-            symbols=symbols,
-            strategy_path=args.strategy_path,
-        )
+        config = run_config(args)
         options = BacktestOptions(
             start=time_option(args.start, "--start"),
             end=time_option(args.end, "--end", end=True),

@@ -18,6 +18,7 @@ __all__ = [
     "positive_float",
     "non_negative_float",
     "add_run_arguments",
+    "run_config",
     "allocation_fraction",
     "time_option",
 ]
@@ -240,4 +241,21 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fractional", action="store_true", help="allow fractional shares")
     parser.add_argument(
         "--flat-at-close", action="store_true", help="close positions at each session's last bar"
+    )
+
+
+def run_config(args: argparse.Namespace):
+    """The strategy configuration that :func:`add_run_arguments`' flags ask for, with
+    ``--env-file`` (strategy.env) and the environment behind them. Raises StrategyError,
+    FileNotFoundError or ValueError with a one-line message."""
+    from ..settings import load_settings, split_symbols
+    from ..strategy import configure  # pandas: only once the arguments are parsed
+
+    settings = load_settings(args.env_file)
+    return configure(
+        args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD",
+        settings,
+        timeframe=args.timeframe,
+        symbols=split_symbols(" ".join(args.symbols)) if args.symbols else None,
+        strategy_path=args.strategy_path,
     )

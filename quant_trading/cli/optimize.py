@@ -20,6 +20,7 @@ from . import (
     add_run_arguments,
     fail,
     positive_int,
+    run_config,
     setup_logging,
     time_option,
 )
@@ -117,20 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     from ..backtesting.datafiles import DataFileError
     from ..backtesting.optimize import OptimizeError, optimize, search_space
-    from ..settings import load_settings, split_symbols
-    from ..strategy import StrategyError, configure
+    from ..strategy import StrategyError
 
     try:
-        settings = load_settings(args.env_file)
-        name = args.strategy or settings.get("ACTIVE_STRATEGY") or "MACD"
-        symbols = split_symbols(" ".join(args.symbols)) if args.symbols else None
-        config = configure(
-            name,
-            settings,
-            timeframe=args.timeframe,
-            symbols=symbols,
-            strategy_path=args.strategy_path,
-        )
+        config = run_config(args)
         grid = _grid(args.param)
         space = search_space(config.strategy, config.params, grid)
         axes = _heatmap_axes(args.heatmap, space) if args.heatmap else None
