@@ -15,7 +15,6 @@ with ``.`` or ``-`` between them: ``BRK.B``) and a timeframe once the toolkit ha
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import pandas as pd
@@ -32,13 +31,12 @@ from quant_trading.strategy import Parameter, Strategy, StrategyError, configure
 from quant_trading.timeframes import Timeframe, TimeframeError, parse_time, parse_timeframe
 
 from .backtest_runs import BacktestRequest
+from .chart_params import SYMBOL_RE  # one ticker rule for every endpoint
 from .strategies import available_strategies
 
-__all__ = ["MAX_SYMBOLS", "NewBacktestSerializer", "TICKER"]
+__all__ = ["MAX_SYMBOLS", "NewBacktestSerializer"]
 
 #: A ticker symbol; it becomes part of a file name, so nothing else may pass.
-TICKER = re.compile(r"^[A-Z][A-Z0-9]*(?:[.\-][A-Z0-9]+)*$")
-TICKER_MAX_LENGTH = 12
 #: Symbols per request: each one's whole data file is read into memory.
 MAX_SYMBOLS = 50
 
@@ -80,7 +78,7 @@ class SymbolsField(serializers.Field):
             self.fail("type")
         symbols = split_symbols(" ".join(parts))
         for symbol in symbols:
-            if len(symbol) > TICKER_MAX_LENGTH or not TICKER.match(symbol):
+            if not SYMBOL_RE.fullmatch(symbol):
                 self.fail("ticker", value=symbol)
         if len(symbols) > MAX_SYMBOLS:
             self.fail("too_many")
@@ -351,7 +349,7 @@ class NewBacktestSerializer(serializers.Serializer):
         """Every symbol needs a data file at the timeframe or a finer one to aggregate."""
         missing = []
         for symbol in symbols:
-            if len(symbol) > TICKER_MAX_LENGTH or not TICKER.match(symbol):  # a default too
+            if not SYMBOL_RE.fullmatch(symbol):  # a default too
                 missing.append(f"not a ticker symbol: {symbol!r}")
                 continue
             try:
