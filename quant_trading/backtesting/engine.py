@@ -284,6 +284,18 @@ def session_last_bars(index: pd.DatetimeIndex) -> np.ndarray:
     return np.r_[days[1:] != days[:-1], True] if len(index) else np.empty(0, bool)
 
 
+def _session_flags(
+    index: pd.DatetimeIndex, flat_at_close: bool, given: np.ndarray | None
+) -> np.ndarray:
+    if not flat_at_close:
+        return np.zeros(len(index), bool)
+    if given is None:
+        return session_last_bars(index)
+    if len(given) != len(index):
+        raise ValueError("session_last must have one value per bar")
+    return np.ascontiguousarray(given, dtype=bool)
+
+
 def simulate(
     bars: pd.DataFrame,
     target: np.ndarray,
@@ -292,6 +304,7 @@ def simulate(
     costs: Costs = Costs(),
     sizing: Sizing = Sizing(),
     flat_at_close: bool = False,
+    session_last: np.ndarray | None = None,
 ) -> SimResult:
     """Fill ``target`` (position per bar, decided at its close) on ``bars`` from bar ``start``.
 
@@ -300,6 +313,11 @@ def simulate(
     side, entry_time, entry_price, exit_time, exit_price, shares, commission, pnl,
     return_pct, bars_held, exit_reason, entry_bar, exit_bar (bar numbers into ``bars``), and
     in ``refused`` the entries the cash could not pay for (None when there were none).
+
+    ``session_last`` (one bool per bar) says which bars end a session for ``flat_at_close``;
+    by default :func:`session_last_bars`, which counts the last bar as a session's last. A
+    live caller, which does not know yet whether more bars of the session will come, passes
+    its own.
     """
     if not 0 <= start < len(bars):
         raise ValueError(f"start {start} is outside the {len(bars)} bars")
@@ -309,7 +327,7 @@ def simulate(
         np.ascontiguousarray(bars["open"], dtype=np.float64),
         np.ascontiguousarray(bars["close"], dtype=np.float64),
         np.ascontiguousarray(target, dtype=np.int8),
-        session_last_bars(bars.index) if flat_at_close else np.zeros(len(bars), bool),
+        _session_flags(bars.index, flat_at_close, session_last),
         int(start),
         float(capital),
         float(costs.commission_per_share),

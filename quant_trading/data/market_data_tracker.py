@@ -257,9 +257,12 @@ class MarketDataTracker(IBKRConnection):
                     + (f" through {last:%Y-%m-%d %H:%M}" if last is not None else "")
                 )
 
-    def _history_back(self, symbol: str, tf: Timeframe, bars_wanted: int) -> pd.DataFrame:
-        """At least ``bars_wanted`` finished bars (where the data allows), walking back in
-        chunks of the longest duration IB serves for the bar size requested."""
+    def _history_back(
+        self, symbol: str, tf: Timeframe, bars_wanted: int, since: pd.Timestamp | None = None
+    ) -> pd.DataFrame:
+        """At least ``bars_wanted`` finished bars (where the data allows), and back to the
+        bar at ``since`` if given, walking back in chunks of the longest duration IB serves
+        for the bar size requested."""
         duration, days = _chunk(_history_size(tf))
         width = pd.Timedelta(seconds=tf.seconds)
         chunks: list[pd.DataFrame] = []
@@ -283,7 +286,7 @@ class MarketDataTracker(IBKRConnection):
                 continue
             chunks.append(chunk)
             earliest, empty, exact = older.index[0], 0, True
-            if sum(len(c) for c in chunks) > bars_wanted:
+            if sum(len(c) for c in chunks) > bars_wanted and (since is None or earliest <= since):
                 break
             if earliest.time() <= _SESSION_OPEN:  # a whole session: the next ends before it
                 exact, end = False, earliest.normalize() - pd.Timedelta(seconds=1)
@@ -500,8 +503,12 @@ class MarketDataTracker(IBKRConnection):
         finished.sort(key=lambda f: (f.bar.time, self.timeframes.index(f.timeframe)))
         self._store(finished)
         for item in finished:
-            self.output(format_bar(item, self.strategy))
+            self._print_bar(item)
         return len(finished)
+
+    def _print_bar(self, item: FinishedBar) -> None:
+        """Show one finished bar (the paper trader adds its book's position)."""
+        self.output(format_bar(item, self.strategy))
 
     def _connection_event(self, event: _Event) -> None:
         """Tell the user what happened to the connection and restore the feed."""
