@@ -532,6 +532,39 @@ def test_link_loss_and_its_restoration_are_told_and_no_bar_is_lost():
     assert_1m_bars_match_source(tracker, "AAPL")
 
 
+def test_a_tracker_that_fell_sessions_behind_still_fills_its_gaps_from_history():
+    """A feed that started mid-bar, processed only once the market is a session further (a
+    long pacing wait, a busy machine): the bars it did not see whole come from history that
+    ends with them, not from history ending now, which would leave them out for good."""
+    lines: list[str] = []
+    # The closed hours are skipped (loop), so a stall of minutes crosses into the next day.
+    with unpaced(speed=0.0, loop=True, start=at("2026-10-29 15:41:30")) as sim:
+        tracker = quick_tracker(sim, lines, timeframes=("1m", "5m"))
+        assert tracker.connect_to_tws()
+        try:
+            assert tracker.resolve_symbols() == []
+            tracker.backfill()
+            tracker.subscribe()
+            next_day = at("2026-10-30 09:45")
+            sim.clock.set_speed(1200.0)  # the market runs on; the tracker reads nothing
+            deadline = time.monotonic() + 30
+            while sim.clock.now() < next_day:
+                assert time.monotonic() < deadline, "the replay did not reach the next day"
+                time.sleep(0.05)
+            sim.clock.set_speed(0.0)
+            track_until(tracker, lambda: tracker.live["AAPL"].timeframes["5m"].last_time
+                        >= pd.Timestamp("2026-10-30 09:35", tz=EXCHANGE_TZ))  # fmt: skip
+        finally:
+            tracker.disconnect_from_tws()
+    close = pd.Timestamp("2026-10-29 15:59", tz=EXCHANGE_TZ)
+    for tf in ("1m", "5m"):
+        got = tracker.live["AAPL"].timeframes[tf].frame()
+        want = expected_bars("AAPL", tf).loc[got.index[0] : close]
+        got = got.loc[:"2026-10-29 15:59"]
+        pd.testing.assert_index_equal(got.index, want.index, check_names=False)
+        np.testing.assert_allclose(got[OHLCV], want[OHLCV], rtol=0, atol=1e-6)
+
+
 def test_the_close_is_told_once_and_finishes_the_sessions_last_bars():
     lines: list[str] = []
     with unpaced(speed=60.0, start=at(f"{LAST_SESSION} 15:56")) as sim:

@@ -486,13 +486,18 @@ class MarketDataTracker(IBKRConnection):
         gaps: dict[str, pd.Timestamp],
         end: pd.Timestamp | None = None,
     ) -> int:
-        """Fill ``gaps`` from history (ending ``end``, else now), then store and print every
-        finished bar in time order; returns how many bars were printed."""
+        """Fill ``gaps`` from history (ending ``end``, else at the end of each gap's bar),
+        then store and print every finished bar in time order; returns how many bars were
+        printed."""
         live = self.live[symbol]
-        end_text = "" if end is None else end.tz_convert("UTC").strftime("%Y%m%d-%H:%M:%S")
         for name, through in gaps.items():
             tf = live.timeframes[name].timeframe
-            duration = self._gap_duration(live, name, through, end)
+            # History that ends with the gap, not now: when the tracker fell behind (a long
+            # pacing wait, a busy machine), now may be sessions later, and a span ending now
+            # would miss the gap's bars for good.
+            stop = end if end is not None else through + pd.Timedelta(seconds=tf.seconds)
+            duration = self._gap_duration(live, name, through, stop)
+            end_text = stop.tz_convert("UTC").strftime("%Y%m%d-%H:%M:%S")
             try:
                 history = self._history(symbol, tf, end_text, duration)
             except (RequestError, RequestTimeout, OSError) as exc:
@@ -622,14 +627,12 @@ class MarketDataTracker(IBKRConnection):
         return shown
 
     @staticmethod
-    def _gap_duration(
-        live: LiveBars, tf: str, through: pd.Timestamp, end: pd.Timestamp | None = None
-    ) -> str:
-        """Seconds of history (ending ``end``, else now) that reach back past the last bar we
-        have: an exact span keeps it from being an "identical request" TWS would pace."""
+    def _gap_duration(live: LiveBars, tf: str, through: pd.Timestamp, end: pd.Timestamp) -> str:
+        """Seconds of history ending ``end`` that reach back past the last bar we have: an
+        exact span keeps it from being an "identical request" TWS would pace."""
         bars = live.timeframes[tf]
         start = bars.last_time if bars.last_time is not None else through
-        span = ((end or through) - start).total_seconds() + 2 * bars.seconds + 1800
+        span = (end - start).total_seconds() + 2 * bars.seconds + 1800
         return f"{int(min(span, 86400))} S"
 
     def _store(self, items: list[FinishedBar]) -> None:
