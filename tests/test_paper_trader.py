@@ -6,6 +6,7 @@ command. Its bars equal the simulator's source bars, so "the bars it saw" are th
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def round_trips(fills) -> list[tuple]:
     return trips
 
 
-def assert_blotter_is_the_backtest(folder: Path, session_close: bool = False) -> int:
+def assert_blotter_is_the_backtest(folder: Path) -> int:
     """The blotter's trades equal a backtest (the public ``backtest()``, not the report's
     code) over the bars the paper trader saved, from each book's window start; returns how
     many orders were checked."""
@@ -121,9 +122,9 @@ def assert_blotter_is_the_backtest(folder: Path, session_close: bool = False) ->
             paper.bars_dir / f"{symbol}_{tf}_bars_macd.csv", indicators=("MACD", "Signal", "Hist")
         )
         mine = [f for f in mine if f.time < saved.index[-1] + pd.Timedelta(tf)]  # finished bars
-        run = backtest("MACD", symbol, tf, data_dir=paper.bars_dir, params=PARAMS,
-                       start=start, commission=0.005, slippage=0.01,
-                       flat_at_close=session_close)  # fmt: skip
+        run = backtest("MACD", symbol, tf, data_dir=paper.bars_dir, params=stored.params,
+                       start=start, commission=stored.commission, slippage=stored.slippage,
+                       flat_at_close=stored.session_close)  # fmt: skip
         trades = run.results[0].trades
         # The trade still open at the end: the backtest closes it at the last bar ("end of
         # data", or with flat-at-close "session close", as it counts the data's last bar as
@@ -164,7 +165,10 @@ def assert_saved_bars_are_the_source(folder: Path) -> None:
                 indicators=("MACD", "Signal", "Hist"),
             )
             want = aggregate(source, tf).loc[got.index[0] : got.index[-1]]
-            pd.testing.assert_index_equal(got.index, want.index, check_names=False)
+            missing, extra = want.index.difference(got.index), got.index.difference(want.index)
+            assert not len(missing) and not len(extra), (
+                f"{symbol} {tf}: bars missing {list(missing)}, not in the source {list(extra)}"
+            )
             wrong = ~np.isclose(got[OHLCV], want[OHLCV], rtol=0, atol=1e-6).all(axis=1)
             assert not wrong.any(), (
                 f"{symbol} {tf}: bars differ from the source at {list(got.index[wrong])}:\n"
@@ -203,13 +207,13 @@ def test_session_close_flattens_at_each_sessions_last_bar_as_the_backtest(tmp_pa
         run_until(paper_trader(sim, folder, lines, session_close=True), sim, "2026-10-29 10:30")
     closes = [f for f in PaperFolder(folder).blotter.fills() if f.reason == "session close"]
     assert closes and {f.time for f in closes} == {pd.Timestamp("2026-10-28 16:00", tz=EXCHANGE_TZ)}
-    assert_blotter_is_the_backtest(folder, session_close=True)
+    assert_blotter_is_the_backtest(folder)
 
 
 def _cli(port: int, folder: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "quant_trading.trading.paper_trader", "--port", str(port),
             "--dir", str(folder), "--symbols", *SYMBOLS, "--timeframe", *TIMEFRAMES,
-            "--strategy", "MACD", "--env-file", str(REPO_ROOT / "strategy.env"),
+            "--strategy", "MACD", "--env-file", str(folder.parent / "strategy.env"),
             "--slippage", "0.01", "--quiet", *extra]  # fmt: skip
 
 
@@ -224,7 +228,10 @@ def test_killed_and_restarted_the_command_goes_on_without_doubling_or_skipping(t
     its position from the blotter, catches up the bars it missed from history, and the
     parity report finds the blotter identical to the backtest."""
     folder = tmp_path / "paper"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("IBKR_")}
+    (tmp_path / "strategy.env").write_text(
+        "".join(f"MACD_{name}={value}\n" for name, value in PARAMS.items())
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IBKR_", "MACD_"))}
     with replay("2026-10-28 15:00", speed=600.0) as sim:
         first = subprocess.Popen(_cli(sim.port, folder, "--duration", "120"), cwd=tmp_path,
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
