@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.compare:
             return _compare(args)
         trader = _trader(args)
-    except (ConnectionConfigError, StrategyError, DataFileError, ValueError) as exc:
+    except (ConnectionConfigError, StrategyError, DataFileError, ValueError, OSError) as exc:
         return fail(PROG, str(exc), 2)
     if not trader.connect_to_tws():
         return connection_failed(PROG, trader.last_error, trader.tws_unreachable, TROUBLESHOOTING)
