@@ -137,7 +137,7 @@ def report(books: list[BookComparison], output: Callable[[str], None] = print) -
         total += count
         verdict = "identical" if not count else f"{count} difference{'s' * (count != 1)}"
         output(
-            f"{book.key:<10} from {book.start:%Y-%m-%d %H:%M}: paper {len(book.paper)} orders, "
+            f"{book.key:<10} from {book.start:%Y-%m-%d %H:%M}: paper {_orders(len(book.paper))}, "
             f"backtest {len(book.backtest)}: {verdict}"
         )
         for line in book.differences:
@@ -153,3 +153,7 @@ def report(books: list[BookComparison], output: Callable[[str], None] = print) -
     else:
         output(f"identical ({len(books)} books, {orders} orders)")
     return total
+
+
+def _orders(count: int) -> str:
+    return f"{count} order{'s' * (count != 1)}"

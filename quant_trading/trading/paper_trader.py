@@ -38,7 +38,7 @@ from ..data.market_data_tracker import MIN_HISTORY_BARS, MarketDataTracker
 from ..strategy import StrategyConfig
 from ..timeframes import Timeframe
 from .blotter import PaperFolder, PaperSettings, PaperStateError, ledger
-from .book import PaperBook
+from .book import BookStatus, PaperBook
 from .orders import PaperFill
 from .poster import Poster
 
@@ -104,6 +104,7 @@ class PaperTrader(MarketDataTracker):
         self._unsaved: set[tuple[str, str]] = set()
         self._saved_at = -math.inf
         self._told_conflicts: set[str] = set()
+        self._status_at: dict[int, BookStatus] = {}  # a stored bar's book, until printed
 
     # ---------------------------------------------------------------- start
     def backfill(self) -> None:
@@ -145,7 +146,7 @@ class PaperTrader(MarketDataTracker):
             held = ledger(mine)
             self.output(
                 f"{key}: from the blotter: {_position(held.position, held.average_price)}, "
-                f"realized {held.realized:+,.2f} ({held.orders} orders)"
+                f"realized {held.realized:+,.2f} ({held.orders} order{'s' * (held.orders != 1)})"
             )
         last = bars.last_time
         self.output(
@@ -176,19 +177,17 @@ class PaperTrader(MarketDataTracker):
 
     # ---------------------------------------------------------------- bars
     def _store(self, items: list[FinishedBar]) -> None:
-        """Finished bars (in time order, live or from history): each goes to its book, and
-        the books that got one are asked for their new orders."""
-        touched: dict[str, PaperBook] = {}
+        """Finished bars (in time order, live or from history): each goes to its book, which
+        is asked for its new orders after it, so the orders and the position line printed
+        with each bar are those of that bar."""
         for item in items:
-            key = book_key(item.symbol, item.timeframe)
-            book = self.books.get(key)
+            book = self.books.get(book_key(item.symbol, item.timeframe))
             if book is None:
                 continue
             book.add(item.bar, item.position)
-            touched[key] = book
             self._unsaved.add((item.symbol, item.timeframe.name))
-        for book in touched.values():
             self._record(book, book.fills())
+            self._status_at[id(item)] = book.status  # what _print_bar shows with it
         self._save_bars()
 
     def _handle(self, event) -> int:
@@ -216,10 +215,9 @@ class PaperTrader(MarketDataTracker):
             self._record(book, book.fills(next_open=(bar.time, bar.open)))
 
     def _print_bar(self, item: FinishedBar) -> None:
-        book = self.books.get(book_key(item.symbol, item.timeframe))
-        if not self.show_bars or book is None:
+        s = self._status_at.pop(id(item), None)
+        if not self.show_bars or s is None:
             return
-        s = book.status
         self.output(
             f"{item.bar.time:%Y-%m-%d %H:%M} {book_key(item.symbol, item.timeframe):<10} "
             f"close {item.bar.close:.2f}  target {_SIDES[item.position]:<5}  "
