@@ -8,6 +8,7 @@ The few names a script needs, in the spirit of ``from backtesting import Backtes
   :mod:`quant_trading.indicators`, signal helpers from :mod:`quant_trading.signals`);
 * :func:`backtest`: run it (or a registered strategy by name) on stored bars;
 * :func:`optimize`: search its parameters (grid, random, Optuna) on stored bars;
+* :func:`walk_forward`: choose them on each past window, trade them on the next one;
 * :class:`IBKRConnection`: the TWS connection to build your own tools on.
 
 The pure core (no I/O, no ibapi) that the live tools and the backtest share:
@@ -17,7 +18,15 @@ The pure core (no I/O, no ibapi) that the live tools and the backtest share:
 
 __version__ = "0.1.0"
 
-__all__ = ["Strategy", "Parameter", "backtest", "optimize", "IBKRConnection", "__version__"]
+__all__ = [
+    "Strategy",
+    "Parameter",
+    "backtest",
+    "optimize",
+    "walk_forward",
+    "IBKRConnection",
+    "__version__",
+]
 
 # Imported on first use: the pure core never pulls in ibapi, and a chart reader never pays
 # for the engine.
@@ -26,6 +35,7 @@ _LAZY = {
     "Parameter": "quant_trading.strategy",
     "backtest": "quant_trading.backtesting.runner",
     "optimize": "quant_trading.backtesting.optimize",
+    "walk_forward": "quant_trading.backtesting.walk_forward",
     "IBKRConnection": "quant_trading.core.ibkr_connection",
 }
 

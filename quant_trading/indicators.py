@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from numba import njit
 
 from .drawing import PRICE_PANEL, Drawing, Line, Plot, macd_drawing
-from .macd import MacdState, check_periods, macd
+from .macd import MacdState, check_periods, macd, macd_line, macd_of_line
 
 __all__ = [
     "Line",
@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 Source = Literal["open", "high", "low", "close", "volume"]
+
+
+#: ``shared(key, make)``: the memo :meth:`Indicator.compute_shared` takes parts from.
+Shared = Callable[[Hashable, Callable[[], Any]], Any]
 
 
 class IndicatorStream(Protocol):
@@ -80,6 +84,15 @@ class Indicator:
     def compute(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Batch values over whole arrays: one float array per column."""
         raise NotImplementedError
+
+    def compute_shared(
+        self, data: Mapping[str, np.ndarray], shared: Shared
+    ) -> dict[str, np.ndarray]:
+        """:meth:`compute`, taking the parts other indicators may share from ``shared``
+        (a memo over the same bars: ``shared(key, make)`` returns ``make()``, computed once
+        per key). A parameter search passes one, so e.g. every MACD with the same fast and
+        slow periods reuses one MACD line. By default the whole indicator is the part."""
+        return shared(self, lambda: self.compute(data))
 
     def stream(self) -> IndicatorStream:
         """A fresh streaming state (no bars seen yet)."""
@@ -379,6 +392,14 @@ class MACD(Indicator):
 
     def compute(self, data):
         result = macd(_source(data, self.source), self.fast, self.slow, self.signal)
+        return dict(zip(self.names, (result.macd, result.signal, result.hist), strict=True))
+
+    def compute_shared(self, data, shared):
+        # The line depends on fast and slow only: a search over the signal period computes
+        # it once. macd() is the same two steps, so the values are the same to the bit.
+        key = ("MACD line", self.source, self.fast, self.slow)
+        line = shared(key, lambda: macd_line(_source(data, self.source), self.fast, self.slow))
+        result = macd_of_line(line, self.signal)
         return dict(zip(self.names, (result.macd, result.signal, result.hist), strict=True))
 
     def stream(self):

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["MacdResult", "MacdPoint", "MacdState", "macd", "check_periods"]
+__all__ = [
+    "MacdLine",
+    "MacdResult",
+    "MacdPoint",
+    "MacdState",
+    "macd",
+    "macd_line",
+    "macd_of_line",
+    "check_periods",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +66,13 @@ def check_periods(fast: int, slow: int, signal: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _macd_kernel(x, fast, slow, signal, line, sig, hist):  # pragma: no cover - compiled
-    # One pass in machine code: the EMA recurrences are sequential, so numpy cannot vectorize
-    # them, and fusing the three EMAs into one loop keeps this within a small factor of TA-Lib.
+def _line_kernel(x, fast, slow, line):  # pragma: no cover - compiled
+    # The EMA recurrences are sequential, so numpy cannot vectorize them; in machine code
+    # both EMAs in one pass stay within a small factor of TA-Lib.
     n = len(x)
     start = slow - 1
-    sig_start = start + signal - 1
     for i in range(min(n, start)):
         line[i] = np.nan
-    for i in range(min(n, sig_start)):
-        sig[i] = np.nan
-        hist[i] = np.nan
     if n <= start:
         return
     total = 0.0
@@ -80,30 +85,76 @@ def _macd_kernel(x, fast, slow, signal, line, sig, hist):  # pragma: no cover - 
     fast_ema = total / fast
     kf = 2.0 / (fast + 1)
     ks = 2.0 / (slow + 1)
-    kg = 2.0 / (signal + 1)
-    value = fast_ema - slow_ema
-    line[start] = value
-    seed = value
-    for i in range(start + 1, min(n, sig_start + 1)):
+    line[start] = fast_ema - slow_ema
+    for i in range(start + 1, n):
         fast_ema += kf * (x[i] - fast_ema)
         slow_ema += ks * (x[i] - slow_ema)
-        value = fast_ema - slow_ema
-        line[i] = value
-        seed += value
+        line[i] = fast_ema - slow_ema
+
+
+@njit(cache=True, nogil=True)
+def _signal_kernel(line, start, signal, sig, hist):  # pragma: no cover - compiled
+    # The signal EMA of the line from ``start`` (its first value), seeded with the mean of
+    # its first ``signal`` values.
+    n = len(line)
+    sig_start = start + signal - 1
+    for i in range(min(n, sig_start)):
+        sig[i] = np.nan
+        hist[i] = np.nan
     if n <= sig_start:
         return
+    seed = line[start]
+    for i in range(start + 1, sig_start + 1):
+        seed += line[i]
     sig_ema = seed / signal
     sig[sig_start] = sig_ema
     hist[sig_start] = line[sig_start] - sig_ema
+    kg = 2.0 / (signal + 1)
     for i in range(sig_start + 1, n):
-        xi = x[i]
-        fast_ema += kf * (xi - fast_ema)
-        slow_ema += ks * (xi - slow_ema)
-        value = fast_ema - slow_ema
-        line[i] = value
+        value = line[i]
         sig_ema += kg * (value - sig_ema)
         sig[i] = sig_ema
         hist[i] = value - sig_ema
+
+
+@dataclass(frozen=True, slots=True)
+class MacdLine:
+    """The MACD line alone (fast EMA - slow EMA) and the index of its first value: the part
+    of MACD that does not depend on the signal period, so a parameter search computes it
+    once for every signal period."""
+
+    values: np.ndarray
+    start: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.nbytes
+
+
+def macd_line(close, fast: int = 12, slow: int = 26) -> MacdLine:
+    """The MACD line of ``close`` by TA-Lib's definition (see :func:`macd`)."""
+    check_periods(fast, slow, 1)
+    x = np.ascontiguousarray(close, dtype=np.float64)
+    n = len(x)
+    line = np.empty(n)
+    # Like TA-Lib, leading NaNs (e.g. a series padded at its start) are skipped: the warm-up
+    # counts from the first real close.
+    first = 0 if n == 0 or not np.isnan(x[0]) else int(np.argmax(~np.isnan(x))) or n
+    line[:first] = np.nan
+    _line_kernel(x[first:], int(fast), int(slow), line[first:])
+    return MacdLine(line, first + int(slow) - 1)
+
+
+def macd_of_line(line: MacdLine, signal: int = 9) -> MacdResult:
+    """MACD, Signal and Hist from a :func:`macd_line` (the line array is shared, not
+    copied)."""
+    values = line.values
+    sig, hist = np.empty(len(values)), np.empty(len(values))
+    if line.start >= len(values):
+        sig[:] = hist[:] = np.nan
+    else:
+        _signal_kernel(values, line.start, int(signal), sig, hist)
+    return MacdResult(values, sig, hist)
 
 
 def macd(close, fast: int = 12, slow: int = 26, signal: int = 9) -> MacdResult:
@@ -113,17 +164,7 @@ def macd(close, fast: int = 12, slow: int = 26, signal: int = 9) -> MacdResult:
     ``slow+signal-2`` (Signal, Hist).
     """
     check_periods(fast, slow, signal)
-    x = np.ascontiguousarray(close, dtype=np.float64)
-    n = len(x)
-    line, sig, hist = np.empty(n), np.empty(n), np.empty(n)
-    # Like TA-Lib, leading NaNs (e.g. a series padded at its start) are skipped: the warm-up
-    # counts from the first real close.
-    first = 0 if n == 0 or not np.isnan(x[0]) else int(np.argmax(~np.isnan(x))) or n
-    line[:first] = sig[:first] = hist[:first] = np.nan
-    _macd_kernel(
-        x[first:], int(fast), int(slow), int(signal), line[first:], sig[first:], hist[first:]
-    )
-    return MacdResult(line, sig, hist)
+    return macd_of_line(macd_line(close, fast, slow), signal)
 
 
 class MacdState:

@@ -3,6 +3,7 @@ files it writes, the best combination re-run through run_backtest, and bad input
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -183,9 +184,11 @@ def test_random_search_prints_its_seed(folders, tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_writes_what_is_done(folders, tmp_path):
+    import queue
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     out = tmp_path / "optimize"
@@ -204,15 +207,28 @@ def test_ctrl_c_writes_what_is_done(folders, tmp_path):
             "SIGNAL=9",
             "--out-dir",
             str(out),
+            "-v",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    time.sleep(4)
+    # Interrupted once the first combinations are done (-v logs it), however long the
+    # start-up (imports, compiling the kernels on a fresh machine) took.
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in process.stderr], daemon=True)
+    reader.start()
+    seen, deadline = [], time.monotonic() + 180
+    while not any("first combinations done" in line for line in seen):
+        assert time.monotonic() < deadline and process.poll() is None, "".join(seen)
+        with contextlib.suppress(queue.Empty):
+            seen.append(lines.get(timeout=1))
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout = process.stdout.read()
+    process.wait(timeout=60)
+    reader.join(timeout=10)
+    stderr = "".join(seen) + "".join(lines.queue)
     assert process.returncode == 130, stderr
     assert "combinations done" in stderr and "INTERRUPTED, results so far" in stdout
     document = json.loads(next(out.glob("*.json")).read_text())

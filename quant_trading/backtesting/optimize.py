@@ -19,11 +19,12 @@ import logging
 import math
 import sys
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,9 +32,13 @@ import pandas as pd
 from ..settings import split_symbols
 from ..strategy import Parameter, Strategy, StrategyConfig, StrategyError, configure
 from ..timeframes import Timeframe
+from ._sweep import SymbolArrays, measure_symbols
 from .datafiles import MissingDataError, SymbolData, load_symbol
-from .runner import BacktestOptions, WindowError, backtest_symbol, combine, trading_window
+from .runner import BacktestOptions, WindowError, trading_window
 from .statistics import Statistics
+
+if TYPE_CHECKING:
+    from .cluster import DaskCluster
 
 __all__ = [
     "MAX_GRID",
@@ -232,51 +237,40 @@ def _combinations(
 
 
 class _IndicatorMemo:
-    """Indicator columns already computed, per symbol, least recently used dropped first once
-    they pass ``budget`` bytes: a grid over two EMA periods reuses each EMA many times, while
-    a grid in which every combination is a new indicator must not keep them all."""
+    """Indicator parts already computed, per symbol, least recently used dropped first once
+    they pass ``budget`` bytes: a grid over two EMA periods reuses each EMA many times (and
+    a grid over MACD's signal period each MACD line), while a grid in which every
+    combination is a new indicator must not keep them all. A part is keyed by what its
+    indicator says it depends on (:meth:`~quant_trading.indicators.Indicator.compute_shared`):
+    the whole indicator by default, ``("MACD line", source, fast, slow)`` for MACD's line."""
 
     def __init__(self, budget: int = 256 << 20) -> None:
         self.budget = budget
-        self.bars: dict[int, dict[str, np.ndarray]] = {}  # OHLCV arrays, kept for the search
-        self._columns: OrderedDict[tuple[int, Any], dict[str, np.ndarray]] = OrderedDict()
+        self._parts: OrderedDict[tuple[int, Hashable], Any] = OrderedDict()
         self._bytes = 0
 
-    def columns(self, symbol: int, indicator, data: Mapping[str, np.ndarray]):
-        key = (symbol, indicator)
-        found = self._columns.get(key)
+    def part(self, symbol: int, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()`` for ``symbol``'s bars, computed once per ``key`` while it is kept."""
+        found = self._parts.get((symbol, key))
         if found is not None:
-            self._columns.move_to_end(key)
+            self._parts.move_to_end((symbol, key))
             return found
-        found = self._columns[key] = indicator.compute(data)
-        self._bytes += sum(a.nbytes for a in found.values())
-        while self._bytes > self.budget and len(self._columns) > 1:
-            _, dropped = self._columns.popitem(last=False)
-            self._bytes -= sum(a.nbytes for a in dropped.values())
+        found = self._parts[(symbol, key)] = make()
+        self._bytes += _nbytes(found)
+        while self._bytes > self.budget and len(self._parts) > 1:
+            _, dropped = self._parts.popitem(last=False)
+            self._bytes -= _nbytes(dropped)
         return found
 
-
-@dataclass(frozen=True)
-class _MemoConfig(StrategyConfig):
-    """A config whose :meth:`compute` takes indicator columns from ``memo`` (computed for the
-    same symbol's bars by an earlier combination) and computes only the new ones."""
-
-    memo: _IndicatorMemo | None = field(default=None, compare=False, repr=False)
-    symbol: int = 0  # the symbol's position in the search
-
-    def compute(self, bars: pd.DataFrame) -> dict[str, np.ndarray]:
-        # StrategyConfig.compute's arrays, made once per symbol.
-        if self.symbol not in self.memo.bars:
-            self.memo.bars[self.symbol] = {
-                c: np.ascontiguousarray(bars[c], dtype=np.float64) for c in _OHLCV
-            }
-        data = dict(self.memo.bars[self.symbol])
-        for indicator in self.indicators:
-            data.update(self.memo.columns(self.symbol, indicator, data))
-        return data
+    def columns(self, symbol: int, indicator, data: Mapping[str, np.ndarray]):
+        """``indicator``'s columns over ``symbol``'s ``data``, its parts from this memo."""
+        return indicator.compute_shared(data, lambda key, make: self.part(symbol, key, make))
 
 
-_OHLCV = ("open", "high", "low", "close", "volume")
+def _nbytes(part: Any) -> int:
+    if isinstance(part, Mapping):
+        return sum(a.nbytes for a in part.values())
+    return int(getattr(part, "nbytes", 0))
 
 
 @dataclass
@@ -355,6 +349,7 @@ def optimize(
     flat_at_close: bool = False,
     progress: bool | None = False,
     jobs: int = 1,
+    scheduler: str | None = None,
     config: StrategyConfig | None = None,
 ) -> OptimizeResult:
     """Backtest ``strategy`` for every combination of ``grid`` (or ``trials`` random ones of
@@ -369,9 +364,12 @@ def optimize(
     ``validate`` refuses (fast >= slow) are skipped and counted in ``rejected``; those with
     fewer than ``min_trades`` trades rank last. Window, costs and sizing are
     :func:`~.runner.backtest`'s. ``jobs`` > 1 runs combinations in that many processes (same
-    table). ``progress`` shows a bar (None: on a terminal). Ctrl-C stops the search and
-    returns what was done (``interrupted``). Raises OptimizeError, StrategyError,
-    MissingDataError or DataFileError with a one-line message.
+    table). ``scheduler`` runs them on a Dask cluster instead (same table): the address of
+    its scheduler (``tcp://host:8786``), or ``"local"`` for a ``LocalCluster`` of ``jobs``
+    workers (default: one per core) started for this search. ``progress`` shows a bar
+    (None: on a terminal). Ctrl-C stops the search and returns what was done
+    (``interrupted``). Raises OptimizeError, StrategyError, MissingDataError, DataFileError
+    or (an unreachable scheduler) ClusterError with a one-line message.
     """
     if config is None:
         if isinstance(symbols, str):
@@ -394,33 +392,11 @@ def optimize(
     datas, skipped = _load(config, str(data_dir), options)
 
     search = _Search(config, datas, options, tuple(space.values))
-    rows: list[dict[str, Any]] = []
-    rejected = 0
-    interrupted = False
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=planned,
-        desc="optimize",
-        unit="combo",
-        leave=False,
-        disable=None if progress is None else not progress,
-    )
-    try:
-        if method == "optuna":
-            batches = _tpe_batches(search, space, planned, seed, objective, maximize, min_trades)
-        else:
-            batches = _batches(search, combos, planned, jobs)
-        for done, batch in batches:
-            bar.update(done)
-            rows += [row for row in batch if row is not None]
-            rejected += sum(row is None for row in batch)
-    except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted: %d of %d combinations done", len(rows) + rejected, planned)
-    finally:
-        bar.close()
-    table = _ranked(rows, space, objective, maximize, min_trades)
+    with _cluster(scheduler, jobs, method) as cluster:
+        table, rejected, interrupted = _search_table(
+            search, space, combos, planned, method, seed, objective, maximize, min_trades,
+            jobs, progress, cluster,
+        )  # fmt: skip
     return OptimizeResult(
         strategy=config.strategy.name,
         timeframe=config.timeframe,
@@ -439,15 +415,93 @@ def optimize(
     )
 
 
+def _cluster(scheduler: str | None, jobs: int, method: str):
+    """The Dask cluster ``scheduler`` names, connected for the ``with`` block, or nothing."""
+    if scheduler is None:
+        return nullcontext()
+    if method == "optuna":
+        raise OptimizeError("--method optuna asks for one trial at a time; --scheduler needs "
+                            "--method grid or random")  # fmt: skip
+    from .cluster import DaskCluster  # dask only when a cluster is asked for
+
+    return DaskCluster(scheduler, workers=jobs if jobs > 1 else None)
+
+
+def _search_table(
+    search: _Search,
+    space: SearchSpace,
+    combos: Iterator[dict[str, Any]],
+    planned: int,
+    method: str,
+    seed: int | None,
+    objective: str,
+    maximize: bool,
+    min_trades: int,
+    jobs: int,
+    progress: bool | None,
+    cluster: DaskCluster | None = None,
+) -> tuple[pd.DataFrame, int, bool]:
+    """Run ``combos`` on ``search``: (the ranked table, combinations refused, interrupted)."""
+    rows: list[dict[str, Any]] = []
+    rejected = 0
+    interrupted = False
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=planned,
+        desc="optimize",
+        unit="combo",
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
+    try:
+        if method == "optuna":
+            batches = _tpe_batches(search, space, planned, seed, objective, maximize, min_trades)
+        else:
+            batches = _batches(search, combos, planned, jobs, cluster)
+        for done, batch in batches:
+            if not rows and not rejected:
+                log.info("first combinations done; %d to go", planned - done)
+            bar.update(done)
+            rows += [row for row in batch if row is not None]
+            rejected += sum(row is None for row in batch)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: %d of %d combinations done", len(rows) + rejected, planned)
+    finally:
+        bar.close()
+    table = _ranked(rows, space, objective, maximize, min_trades)
+    return table, rejected, interrupted
+
+
 @dataclass
 class _Search:
-    """What every combination shares: the bars, read once, and the indicator memo."""
+    """What every combination shares: the bars, read once, each symbol's arrays and the
+    indicator memo. A combination costs its indicators' new parts, the strategy's
+    ``positions`` and one compiled call from the fill to the statistics (:mod:`._sweep`);
+    no pandas, no backtest objects."""
 
     config: StrategyConfig
     datas: list[SymbolData]
     options: BacktestOptions
     searched: tuple[str, ...]
     memo: _IndicatorMemo = field(default_factory=_IndicatorMemo)
+    _symbols: list[SymbolArrays] | None = field(default=None, init=False, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker (Dask) rebuilds the arrays and memo from the bars rather than unpickling
+        # them: half the bytes on the wire.
+        state = dict(self.__dict__)
+        state.update(memo=_IndicatorMemo(self.memo.budget), _symbols=None, _cache={})
+        return state
+
+    @property
+    def symbols(self) -> list[SymbolArrays]:
+        """Each symbol's arrays, prepared on first use (in the process that runs it)."""
+        if self._symbols is None:
+            self._symbols = [SymbolArrays.of(d, self.options) for d in self.datas]
+        return self._symbols
 
     def run(self, chosen: dict[str, Any]) -> dict[str, Any] | None:
         """The searched values and statistics of one combination; None if the strategy
@@ -455,19 +509,21 @@ class _Search:
         config = self.config
         try:
             config.strategy.validate(chosen)
-            configs = [
-                _MemoConfig(config.strategy, chosen, config.timeframe, config.symbols, self.memo, i)
-                for i in range(len(self.datas))
-            ]
-            configs[0].indicators  # noqa: B018 - an impossible period fails here
+            combo = StrategyConfig(config.strategy, chosen, config.timeframe, config.symbols)
+            indicators = combo.indicators  # an impossible period fails here
         except ValueError as exc:
             log.debug("%s refused: %s", chosen, exc)
             return None
-        results = [backtest_symbol(c, d, self.options) for c, d in zip(configs, self.datas)]
-        # One symbol: its own statistics, as its cache file and the visualizer have them
-        # (the portfolio's sum of one differs from them in the last bits of beta).
-        stats = results[0].statistics if len(results) == 1 else combine(results).statistics
-        return {**{n: chosen[n] for n in self.searched}, **stats.as_dict()}
+        targets = []
+        for i, symbol in enumerate(self.symbols):
+            data = dict(symbol.data)  # as StrategyConfig.compute builds it
+            for indicator in indicators:
+                data.update(self.memo.columns(i, indicator, data))
+            targets.append(combo.positions_from(data))
+        # One symbol: its own statistics, as its cache file and the visualizer have them;
+        # several: the portfolio's.
+        stats = measure_symbols(self.symbols, targets, self.options, self._cache)
+        return {**{n: chosen[n] for n in self.searched}, **vars(stats)}
 
 
 #: The search a worker process runs (inherited when forked, else set by its initializer).
@@ -488,10 +544,17 @@ def _run_batch(batch: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
 
 
 def _batches(
-    search: _Search, combos: Iterator[dict[str, Any]], planned: int, jobs: int
+    search: _Search,
+    combos: Iterator[dict[str, Any]],
+    planned: int,
+    jobs: int,
+    cluster: DaskCluster | None = None,
 ) -> Iterator[tuple[int, list[dict[str, Any] | None]]]:
     """(combinations done, their rows (None: refused)) in batches, in the order of
-    ``combos``, computed here or in ``jobs`` processes."""
+    ``combos``, computed here, in ``jobs`` processes or on a Dask ``cluster``."""
+    if cluster is not None:
+        yield from cluster.batches(search, combos, planned)
+        return
     if jobs <= 1 or planned < 2:
         for chosen in combos:
             yield 1, [search.run(chosen)]

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
+from ._statistics_jit import FIELDS, PEAK, SIZE, TROUGH, log_returns, measure
+
 __all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
 
 TRADING_DAYS = 252
@@ -154,94 +156,51 @@ def drawdown(equity: np.ndarray) -> np.ndarray:
     return 1.0 - equity / peak
 
 
-def _drawdown_periods(times: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Depth and calendar length (seconds) of each drawdown: from the last peak before it to
-    the recovery (or to the end if it never recovers)."""
-    under = dd > 0
-    if not under.any():
-        return np.empty(0), np.empty(0)
-    edges = np.diff(np.r_[0, under.astype(np.int8), 0])
-    starts = np.flatnonzero(edges == 1)  # first bar under water
-    stops = np.flatnonzero(edges == -1)  # first bar recovered (or len)
-    depth = np.maximum.reduceat(dd, starts)
-    peak_at = np.maximum(starts - 1, 0)
-    end_at = np.minimum(stops, len(times) - 1)
-    lengths = (times[end_at] - times[peak_at]) / 1e9
-    return depth, lengths
-
-
-def _day_keys(index: pd.DatetimeIndex) -> np.ndarray:
-    """One key per bar, equal for the bars of a calendar day in the index's own timezone
-    (a tz-naive index keeps one key per distinct time, as the pandas version this replaced
-    grouped it)."""
+def day_ends(index: pd.DatetimeIndex) -> np.ndarray:
+    """Position of each calendar day's last bar (the day in the index's own timezone; a
+    tz-naive index counts each distinct time as a day), in time order: the bars whose
+    equity the daily returns compare."""
+    if not len(index):
+        return np.empty(0, np.int64)
     if index.tz is None:
-        return index.as_unit("ns").asi8
-    return index.tz_localize(None).as_unit("ns").asi8 // _DAY_NS
-
-
-def _daily_returns(values: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Returns of the last equity of each day (``days`` from :func:`_day_keys`), undefined
-    ones (0/0 after the equity reached zero) left out."""
-    if not len(values):
-        return np.empty(0)
-    if (days[1:] >= days[:-1]).all():  # in time order, a day's bars are consecutive
-        last = np.flatnonzero(np.r_[days[1:] != days[:-1], True])
+        days = index.as_unit("ns").asi8
     else:
-        _, first_from_end = np.unique(days[::-1], return_index=True)
-        last = len(days) - 1 - first_from_end
-    daily = values[last]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = daily[1:] / daily[:-1] - 1
-    return returns[~np.isnan(returns)]
+        days = index.tz_localize(None).as_unit("ns").asi8 // _DAY_NS
+    if (days[1:] >= days[:-1]).all():  # in time order, a day's bars are consecutive
+        return np.flatnonzero(np.r_[days[1:] != days[:-1], True])
+    _, first_from_end = np.unique(days[::-1], return_index=True)
+    return (len(days) - 1 - first_from_end).astype(np.int64)
 
 
-def _variance(values: np.ndarray) -> float:
-    """Sample variance (ddof 1), two-pass, summed in the order pandas' ``Series.var`` sums."""
-    mean = values.sum() / len(values)
-    return float(((mean - values) ** 2).sum() / (len(values) - 1))
+def market_returns(prices: np.ndarray) -> tuple[np.ndarray, float]:
+    """Buy & hold's per-bar log returns (for beta) and total return, of ``prices``."""
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    if not len(prices):
+        return np.empty(0), math.nan
+    return log_returns(prices), float(prices[-1] / prices[0] - 1)
 
 
-def _beta(equity: np.ndarray, market: np.ndarray) -> float:
-    """Beta of the per-bar log returns of ``equity`` against those of ``market``."""
-    if len(equity) < 3 or len(market) != len(equity):
-        return math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):  # equity can reach zero
-        ours = np.log(equity[1:] / equity[:-1])
-        theirs = np.log(market[1:] / market[:-1])
-    covariance = np.cov(ours, theirs)
-    return _ratio(covariance[0, 1], covariance[1, 1])
-
-
-def _exposed(position: np.ndarray, times: np.ndarray, exit_times: np.ndarray) -> np.ndarray:
-    """Bars during which a position was held at any time: held at the close, or held from
-    the previous close into this bar's open, or closed at this bar's close (session close,
-    end of data). That is each trade's entry bar through its exit bar. ``times`` and
-    ``exit_times`` are epoch nanoseconds."""
-    held = position != 0
-    exposed = held | np.r_[False, held[:-1]]
-    if len(exit_times):
-        if (times[1:] >= times[:-1]).all():
-            at = np.minimum(np.searchsorted(times, exit_times), len(times) - 1)
-            exposed[at[times[at] == exit_times]] = True
-        else:
-            exposed |= np.isin(times, exit_times)
-    return exposed
-
-
-def _seconds(nanoseconds: np.ndarray) -> np.ndarray:
-    """Nanoseconds as float seconds, rounded as pandas' ``total_seconds`` rounds them."""
-    whole, rest = np.divmod(nanoseconds, 10**9)
-    return whole + rest / 10**9
+def from_measured(out: np.ndarray, index: pd.DatetimeIndex, iso=None) -> Statistics:
+    """The :class:`Statistics` of :func:`._statistics_jit.measure`'s numbers, the times as
+    ISO strings of ``index`` (the equity curve's) positions, made by ``iso(position)`` if
+    given (a search keeps them, not worth making again per combination)."""
+    if iso is None:
+        iso = lambda i: index[i].isoformat()  # noqa: E731
+    values = dict(zip(FIELDS, out.tolist(), strict=False))
+    for name in ("trades", "long_trades", "short_trades"):
+        values[name] = int(values[name])
+    peak, trough = int(out[PEAK]), int(out[TROUGH])
+    return Statistics(
+        start=iso(0) if len(index) else "",
+        end=iso(len(index) - 1) if len(index) else "",
+        max_drawdown_peak=iso(peak) if peak >= 0 else None,
+        max_drawdown_trough=iso(trough) if trough >= 0 else None,
+        **values,
+    )
 
 
 def _ns(times: pd.Series) -> np.ndarray:
     return pd.DatetimeIndex(times).as_unit("ns").asi8
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    if denominator == 0 or not np.isfinite(denominator):
-        return math.nan
-    return numerator / denominator
 
 
 def compute_statistics(
@@ -251,109 +210,27 @@ def compute_statistics(
     ``trades`` (as from :func:`~quant_trading.backtesting.engine.simulate`), the traded
     ``close`` prices over the same bars (for buy & hold, alpha and beta) and the starting
     ``capital``. ``position`` (shares held per bar) gives the exposure."""
-    values = equity.to_numpy(np.float64)
-    times = equity.index.as_unit("ns").asi8
-    dd = drawdown(np.r_[capital, values])[1:]
-    depth, lengths = _drawdown_periods(times, dd)
-    trough = int(np.argmax(dd)) if len(dd) else 0
-    peak = int(np.argmax(values[: trough + 1])) if dd[trough] > 0 else trough
-    peak_value = max(capital, values[: trough + 1].max()) if len(values) else capital
-
-    # The capital is never a day's last equity, so the daily returns start at the first bar.
-    daily = _daily_returns(values, _day_keys(equity.index))
-    gmean = float(np.exp(np.log1p(daily).mean()) - 1) if len(daily) else 0.0
-    ann_return = (1 + gmean) ** TRADING_DAYS - 1
-    if len(daily) > 1:
-        var = _variance(daily)
-        ann_vol = math.sqrt(
-            max((var + (1 + gmean) ** 2) ** TRADING_DAYS - (1 + gmean) ** (2 * TRADING_DAYS), 0)
-        )
-    else:
-        ann_vol = math.nan
-    downside = (
-        math.sqrt(float((np.minimum(daily, 0) ** 2).mean()) * TRADING_DAYS)
-        if len(daily)
-        else math.nan
+    index = equity.index
+    values = np.ascontiguousarray(equity.to_numpy(np.float64))
+    market, buy_hold = market_returns(close.to_numpy(np.float64))
+    has_held = position is not None and len(position) > 0
+    held = np.ascontiguousarray(position if has_held else np.empty(0), dtype=np.float64)
+    out = np.empty(SIZE)
+    measure(
+        values,
+        index.as_unit("ns").asi8,
+        day_ends(index),
+        float(capital),
+        market,
+        buy_hold,
+        held,
+        has_held,
+        np.ascontiguousarray(trades["pnl"], dtype=np.float64),
+        np.ascontiguousarray(trades["return_pct"], dtype=np.float64),
+        np.ascontiguousarray(trades["commission"], dtype=np.float64),
+        (trades["side"] == "long").to_numpy(bool),
+        _ns(trades["entry_time"]) if len(trades) else np.empty(0, np.int64),
+        _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64),
+        out,
     )
-    if downside == 0:  # no losing day: unbounded when it gained (as backtesting.py says)
-        sortino = math.inf if ann_return > 0 else math.nan
-    else:
-        sortino = _ratio(ann_return, downside)
-    span_s = (times[-1] - times[0]) / 1e9 if len(times) else 0.0
-    years = span_s / (365.25 * 86400)
-    final = float(values[-1]) if len(values) else capital
-    cagr = (final / capital) ** (1 / years) - 1 if years > 0 and final > 0 else math.nan
-
-    prices = close.to_numpy(np.float64)
-    buy_hold = (prices[-1] / prices[0] - 1) if len(prices) else math.nan
-    beta = _beta(values, prices)
-    total = final / capital - 1
-    alpha = total - beta * buy_hold if np.isfinite(beta) else math.nan
-
-    pnl = trades["pnl"].to_numpy(np.float64)
-    returns = trades["return_pct"].to_numpy(np.float64)
-    exit_ns = _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64)
-    held_s = _seconds(exit_ns - _ns(trades["entry_time"])) if len(trades) else np.empty(0)
-    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
-    win_rate = len(wins) / len(pnl) if len(pnl) else math.nan
-    avg_win = returns[returns > 0].mean() if (returns > 0).any() else math.nan
-    avg_loss = -returns[returns < 0].mean() if (returns < 0).any() else math.nan
-    kelly = (
-        win_rate - (1 - win_rate) / (avg_win / avg_loss)
-        if np.isfinite(avg_win) and np.isfinite(avg_loss)
-        else math.nan
-    )
-    exposure = (
-        _exposed(np.asarray(position), times, exit_ns).mean() * 100
-        if position is not None and len(position)
-        else math.nan
-    )
-
-    def mean(a):
-        return float(a.mean()) if len(a) else math.nan
-
-    return Statistics(
-        start=equity.index[0].isoformat() if len(equity) else "",
-        end=equity.index[-1].isoformat() if len(equity) else "",
-        duration_s=span_s,
-        exposure_pct=exposure,
-        equity_initial=capital,
-        equity_final=final,
-        equity_peak=float(max(capital, values.max())) if len(values) else capital,
-        net_profit=final - capital,
-        commissions=float(trades["commission"].sum()),
-        return_pct=total * 100,
-        buy_hold_return_pct=buy_hold * 100,
-        return_ann_pct=ann_return * 100,
-        volatility_ann_pct=ann_vol * 100,
-        cagr_pct=cagr * 100,
-        sharpe=_ratio(ann_return, ann_vol),
-        sortino=sortino,
-        calmar=_ratio(ann_return, float(dd.max()) if len(dd) else 0.0),
-        alpha_pct=alpha * 100,
-        beta=beta,
-        max_drawdown_pct=float(dd.max()) * 100 if len(dd) else 0.0,
-        avg_drawdown_pct=mean(depth) * 100 if len(depth) else 0.0,
-        max_drawdown_usd=float(peak_value - values[trough]) if len(dd) and dd[trough] > 0 else 0.0,
-        max_drawdown_peak=equity.index[peak].isoformat() if len(dd) and dd[trough] > 0 else None,
-        max_drawdown_trough=equity.index[trough].isoformat()
-        if len(dd) and dd[trough] > 0
-        else None,
-        max_drawdown_duration_s=float(lengths.max()) if len(lengths) else 0.0,
-        avg_drawdown_duration_s=mean(lengths) if len(lengths) else 0.0,
-        trades=len(trades),
-        long_trades=int((trades["side"] == "long").sum()),
-        short_trades=int((trades["side"] == "short").sum()),
-        win_rate_pct=win_rate * 100,
-        best_trade_pct=float(returns.max()) if len(returns) else math.nan,
-        worst_trade_pct=float(returns.min()) if len(returns) else math.nan,
-        avg_trade_pct=float((np.exp(np.log1p(returns / 100).mean()) - 1) * 100)
-        if len(returns)
-        else math.nan,
-        max_trade_duration_s=float(held_s.max()) if len(held_s) else math.nan,
-        avg_trade_duration_s=mean(held_s),
-        profit_factor=_ratio(wins.sum(), -losses.sum()) if len(pnl) else math.nan,
-        expectancy_pct=mean(returns),
-        sqn=_ratio(math.sqrt(len(pnl)) * pnl.mean(), pnl.std(ddof=1)) if len(pnl) > 1 else math.nan,
-        kelly=kelly,
-    )
+    return from_measured(out, index)

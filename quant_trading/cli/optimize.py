@@ -12,8 +12,11 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from . import (
     ArgumentParser,
@@ -104,7 +107,26 @@ def _parser() -> ArgumentParser:
         type=positive_int,
         default=1,
         metavar="N",
-        help="run combinations in N processes (default: 1)",
+        help="run combinations in N processes (default: 1); with --scheduler local, "
+        "the local cluster's worker processes",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the combinations on a Dask cluster: the address of a running `dask "
+        "scheduler` (tcp://HOST:8786), or local to start a LocalCluster for this run",
+    )
+    p.add_argument(
+        "--walk-forward",
+        metavar="IN:OUT",
+        help="walk forward: search each IN window, trade the best on the OUT window after it, "
+        "then move on by OUT; lengths in days, weeks, months or years, e.g. 6M:1M, 10D:2D",
+    )
+    p.add_argument(
+        "--anchored",
+        action="store_true",
+        help="with --walk-forward: every in-sample window starts at the period's start "
+        "(and grows) instead of rolling",
     )
     p.add_argument("--env-file", help="settings file (default: ./strategy.env, else the project's)")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
@@ -116,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 bad arguments, 130 interrupted after writing what was done)."""
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    from ..backtesting.cluster import ClusterError, check_scheduler
     from ..backtesting.datafiles import DataFileError
     from ..backtesting.optimize import OptimizeError, optimize, search_space
+    from ..backtesting.walk_forward import parse_walk_forward, walk_forward
     from ..strategy import StrategyError
 
     try:
@@ -130,8 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise OptimizeError(f"--min-trades {args.min_trades}: must not be negative")
         if args.trials and args.method == "grid":
             raise OptimizeError("--trials needs --method random or optuna")
-        run = lambda: optimize(  # noqa: E731 - the call below, once validated
-            config.strategy,
+        spans = parse_walk_forward(args.walk_forward) if args.walk_forward else None
+        _check_walk_forward(args, spans)
+        scheduler = check_scheduler(args.scheduler) if args.scheduler else None
+        _check_scheduler(args, scheduler)
+        settings = dict(
             config=config,
             data_dir=args.data_dir,
             grid=grid,
@@ -152,17 +179,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             flat_at_close=args.flat_at_close,
             progress=None,
             jobs=args.jobs,
+            scheduler=scheduler,
         )
-    except (StrategyError, OptimizeError, FileNotFoundError, ValueError) as exc:
+    except (StrategyError, OptimizeError, ClusterError, FileNotFoundError, ValueError) as exc:
         return fail(PROG, str(exc), 2)
     try:
-        result = run()
+        if spans:
+            result = walk_forward(config.strategy, in_sample=spans[0], out_of_sample=spans[1],
+                                  anchored=args.anchored, **settings)  # fmt: skip
+        else:
+            result = optimize(config.strategy, **settings)
+    except KeyboardInterrupt:  # before the search began (reading bars, compiling): nothing done
+        return fail(PROG, "interrupted before any combination was done; nothing written", 130)
     except OptimizeError as exc:  # the grid's size, the window
         return fail(PROG, str(exc), 2)
-    except DataFileError as exc:
+    except (DataFileError, ClusterError) as exc:
         return fail(PROG, str(exc), 1)
     for symbol, why in result.skipped.items():
         log.warning("%s skipped: %s", symbol, why)
+    if spans:
+        return _walked(result, args.out_dir)
 
     stem = Path(args.out_dir) / _stem(result)
     try:
@@ -177,6 +213,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.interrupted:
         return 130
     return 0 if result.best_params is not None else 1
+
+
+def _check_walk_forward(args, spans) -> None:
+    from ..backtesting.optimize import OptimizeError
+
+    if spans is None:
+        if args.anchored:
+            raise OptimizeError("--anchored needs --walk-forward IN:OUT")
+        return
+    if args.heatmap:
+        raise OptimizeError("--heatmap draws one search; --walk-forward makes one per window")
+
+
+def _check_scheduler(args, scheduler: str | None) -> None:
+    from ..backtesting.optimize import OptimizeError
+
+    if scheduler is None:
+        return
+    if args.jobs > 1 and scheduler != "local":
+        raise OptimizeError(f"--jobs {args.jobs}: the cluster at {scheduler} has its own "
+                            "workers; --jobs sets them only with --scheduler local")  # fmt: skip
+
+
+def _walked(result, out_dir: str) -> int:
+    """Write and print a walk-forward result; its exit code."""
+    from . import walk_forward as output
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stem = Path(out_dir) / f"{result.strategy}_{result.timeframe.name}_walkforward_{stamp}"
+    try:
+        written = output.write(result, stem)
+    except OSError as exc:
+        return fail(PROG, f"cannot write results in {out_dir}: {exc}", 1)
+    print(output.report(result, written))
+    return output.exit_code(result)
 
 
 def _grid(specs: list[str]) -> dict[str, str] | None:
@@ -308,6 +379,9 @@ def _report(result, top: int, written: list[Path]) -> str:
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     if low and table.head(top)["eligible"].eq(False).any():
         lines.append(f"  * fewer than {result.min_trades} trade(s): ranked last")
+    if ran:
+        lines += ["", f"Every statistic of the top {min(top, ran)}:"]
+        lines += _every_statistic(table.head(top), space)
     lines.append("")
     lines += [f"Results: {written[0]}"] + [f"         {p}" for p in written[1:]]
     best = result.env_lines()
@@ -320,6 +394,65 @@ def _report(result, top: int, written: list[Path]) -> str:
             f"defined {result.objective}.",
         ]
     return "\n".join(lines)
+
+
+#: Statistics shown in dollars, with thousands separators.
+_DOLLARS = {"equity_initial", "equity_final", "equity_peak", "net_profit", "commissions",
+            "max_drawdown_usd"}  # fmt: skip
+#: Rank columns side by side; more go in another block below, so lines stay readable.
+_RANKS_PER_BLOCK = 6
+
+
+def _every_statistic(top, space) -> list[str]:
+    """The ``top`` rows turned on their side: one line per parameter and statistic, one
+    column per rank (blocks of :data:`_RANKS_PER_BLOCK` ranks)."""
+    from ..backtesting.statistics import LABELS, Statistics
+
+    names = [*space.values, *(f.name for f in fields(Statistics))]
+    labels = [n if n in space.values else LABELS.get(n, n) for n in names]
+    width = max(map(len, labels))
+    lines: list[str] = []
+    ranks = list(top.iterrows())
+    for first in range(0, len(ranks), _RANKS_PER_BLOCK):
+        block = ranks[first : first + _RANKS_PER_BLOCK]
+        columns = [
+            [f"#{rank}" + ("" if row["eligible"] else "*")] + [_statistic(n, row[n]) for n in names]
+            for rank, row in block
+        ]
+        widths = [max(map(len, c)) for c in columns]
+        for i, label in enumerate(["", *labels]):
+            cells = "  ".join(c[i].rjust(w) for c, w in zip(columns, widths))
+            lines.append(f"  {label.ljust(width)}  {cells}")
+        if first + _RANKS_PER_BLOCK < len(ranks):
+            lines.append("")
+    return lines
+
+
+def _statistic(name: str, value) -> str:
+    """One statistic as a reader wants it: durations as days and hours, times to the
+    minute, dollars with separators, percentages with 2 decimals, ratios with 3."""
+    if isinstance(value, str):
+        return value[:16].replace("T", " ")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if name.endswith("duration_s") or name == "duration_s":
+        return _duration(float(value))
+    if isinstance(value, int | np.integer):
+        return f"{value:,d}"
+    if name in _DOLLARS:
+        return _cell(value, ",.2f")
+    return _cell(value, ".2f" if name.endswith("_pct") else ".3f")
+
+
+def _duration(seconds: float) -> str:
+    """``12d 03:20`` (days, hours:minutes), ``03:20`` under a day."""
+    if not math.isfinite(seconds):
+        return "n/a"
+    minutes = round(seconds / 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    clock = f"{hours:02d}:{minutes:02d}"
+    return f"{days}d {clock}" if days else clock
 
 
 def _span(values: tuple) -> str:

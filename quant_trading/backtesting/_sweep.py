@@ -1,0 +1,207 @@
+"""One combination of a parameter search, from target positions to statistics, without
+pandas: the fill loop and the statistics run as one compiled call over arrays prepared
+once per symbol.
+
+It is the same arithmetic as :func:`~.runner.backtest_symbol` and :func:`~.runner.combine`
+(the engine's own compiled loop, :func:`._statistics_jit.measure` which
+``compute_statistics`` calls too, the portfolio summed in the same order), so a row of the
+search equals its backtest to the bit; what is left out is only what a row does not need:
+candle frames, trade frames, equity series and the cache file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from ._statistics_jit import SIZE, measure
+from .datafiles import SymbolData
+from .engine import _simulate_kernel, session_last_bars
+from .runner import BacktestOptions, _PortfolioPart, _PortfolioSum, trading_window
+from .statistics import Statistics, day_ends, from_measured, market_returns
+
+__all__ = ["SymbolArrays", "measure_symbols"]
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+@dataclass
+class SymbolArrays:
+    """What every combination shares of one symbol: the bars up to the window's end as
+    float arrays, the window, and what the statistics need of its times and prices."""
+
+    symbol: str
+    bars: pd.DataFrame  # up to the window's end (indicators warm up before its start)
+    data: dict[str, np.ndarray]  # the OHLCV columns of ``bars``
+    start: int  # the window's first bar
+    session_last: np.ndarray  # flat_at_close's session ends, else all False
+    times: np.ndarray  # epoch ns of ``bars``
+    index: pd.DatetimeIndex  # the window's bars
+    day_last: np.ndarray  # each day's last bar in the window
+    market: np.ndarray  # buy & hold's per-bar log returns over the window
+    buy_hold: float
+    basket: np.ndarray  # buy & hold's equity over the window (for the portfolio)
+    _iso: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def iso(self, position: int) -> str:
+        """The window's bar at ``position`` as an ISO string (kept: drawdowns' peaks and
+        troughs fall on the same bars in many combinations)."""
+        text = self._iso.get(position)
+        if text is None:
+            text = self._iso[position] = self.index[position].isoformat()
+        return text
+
+    @classmethod
+    def of(cls, data: SymbolData, options: BacktestOptions) -> SymbolArrays:
+        first, stop = trading_window(data.bars.index, options)
+        bars = data.bars.iloc[:stop]
+        arrays = {c: np.ascontiguousarray(bars[c], dtype=np.float64) for c in _OHLCV}
+        index = bars.index[first:]
+        close = arrays["close"][first:]
+        market, buy_hold = market_returns(close)
+        flags = session_last_bars(bars.index) if options.flat_at_close else np.zeros(stop, bool)
+        return cls(
+            symbol=data.symbol,
+            bars=bars,
+            data=arrays,
+            start=first,
+            session_last=np.ascontiguousarray(flags, dtype=np.bool_),
+            times=bars.index.as_unit("ns").asi8,
+            index=index,
+            day_last=day_ends(index),
+            market=market,
+            buy_hold=buy_hold,
+            basket=close / close[0] * options.capital,
+        )
+
+
+@njit(cache=True, nogil=True)
+def _trades(table, times):  # pragma: no cover - compiled
+    # The engine's trade table as the statistics read it (SimResult.trades' formulas).
+    count = table.shape[0]
+    pnl = np.empty(count)
+    returns = np.empty(count)
+    commission = np.empty(count)
+    long = np.empty(count, np.bool_)
+    entry_ns = np.empty(count, np.int64)
+    exit_ns = np.empty(count, np.int64)
+    for k in range(count):
+        side = table[k, 0]
+        entry_price, exit_price, shares = table[k, 3], table[k, 4], table[k, 5]
+        commission[k] = table[k, 6]
+        pnl[k] = side * (exit_price - entry_price) * shares - commission[k]
+        returns[k] = pnl[k] / (entry_price * shares) * 100
+        long[k] = side > 0
+        entry_ns[k] = times[np.int64(table[k, 1])]
+        exit_ns[k] = times[np.int64(table[k, 2])]
+    return pnl, returns, commission, long, entry_ns, exit_ns
+
+
+@njit(cache=True, nogil=True)
+def _fill_and_measure(  # pragma: no cover - compiled
+    open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
+    slippage, allocation, fixed_shares, fractional, flat_at_close, times, day_last, market,
+    buy_hold, out,
+):  # fmt: skip
+    equity, held, table, _ = _simulate_kernel(
+        open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
+        slippage, allocation, fixed_shares, fractional, flat_at_close,
+    )  # fmt: skip
+    pnl, returns, commission, long, entry_ns, exit_ns = _trades(table, times)
+    measure(equity, times[start:], day_last, capital, market, buy_hold, held, True, pnl,
+            returns, commission, long, entry_ns, exit_ns, out)  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _fill(  # pragma: no cover - compiled
+    open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
+    slippage, allocation, fixed_shares, fractional, flat_at_close, times,
+):  # fmt: skip
+    equity, held, table, _ = _simulate_kernel(
+        open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
+        slippage, allocation, fixed_shares, fractional, flat_at_close,
+    )  # fmt: skip
+    return equity, np.abs(held), _trades(table, times)
+
+
+def _engine_args(options: BacktestOptions) -> tuple:
+    costs, sizing = options.costs, options.sizing
+    return (
+        float(options.capital),
+        float(costs.commission_per_share),
+        float(costs.commission_min),
+        float(costs.commission_max_pct) / 100,
+        float(costs.slippage),
+        float(sizing.allocation),
+        float(sizing.fixed_shares or 0.0),
+        bool(sizing.fractional),
+        bool(options.flat_at_close),
+    )
+
+
+@dataclass
+class _Union:
+    """The portfolio's bars and buy & hold, the same for every combination."""
+
+    index: pd.DatetimeIndex
+    day_last: np.ndarray
+    market: np.ndarray
+    buy_hold: float
+    _iso: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def iso(self, position: int) -> str:
+        text = self._iso.get(position)
+        if text is None:
+            text = self._iso[position] = self.index[position].isoformat()
+        return text
+
+
+def measure_symbols(
+    symbols: list[SymbolArrays],
+    targets: list[np.ndarray],
+    options: BacktestOptions,
+    cache: dict[str, Any],
+) -> Statistics:
+    """The statistics a backtest of these targets reports: one symbol's own, or the
+    portfolio's of several (as :func:`~.runner.combine` adds them up). ``cache`` keeps what
+    the portfolio's bars give every combination alike."""
+    args = _engine_args(options)
+    out = np.empty(SIZE)
+    if len(symbols) == 1:
+        s = symbols[0]
+        _fill_and_measure(s.data["open"], s.data["close"], targets[0], s.session_last, s.start,
+                          *args, s.times, s.day_last, s.market, s.buy_hold, out)  # fmt: skip
+        return from_measured(out, s.index, s.iso)
+    total = _PortfolioSum()
+    trades = []
+    for s, target in zip(symbols, targets):
+        equity, held, made = _fill(s.data["open"], s.data["close"], target, s.session_last,
+                                   s.start, *args, s.times)  # fmt: skip
+        window = s.index
+        total.add(_PortfolioPart(window.as_unit("ns").asi8, equity, held, s.basket,
+                                 options.capital, window.tz, window.name))  # fmt: skip
+        trades.append(made)
+    union = cache.get("union")
+    if union is None:
+        index = pd.DatetimeIndex(total.times.view("M8[ns]"), name=total.name)
+        if total.tz is not None:
+            index = index.tz_localize("UTC").tz_convert(total.tz)
+        union = cache["union"] = _Union(index, day_ends(index), *market_returns(total.basket))
+    pnl, returns, commission, long, entry_ns, exit_ns = (
+        np.concatenate(column) for column in zip(*trades)
+    )
+    # combine() sorts the trades by exit time, then symbol name (stable): sums run in
+    # that order.
+    names = sorted({s.symbol for s in symbols})
+    owner = np.concatenate(
+        [np.full(len(t[0]), names.index(s.symbol)) for s, t in zip(symbols, trades)]
+    )
+    order = np.lexsort((owner, exit_ns))
+    measure(total.equity, union.index.as_unit("ns").asi8, union.day_last, total.capital,
+            union.market, union.buy_hold, total.held, True, pnl[order], returns[order],
+            commission[order], long[order], entry_ns[order], exit_ns[order], out)  # fmt: skip
+    return from_measured(out, union.index, union.iso)
