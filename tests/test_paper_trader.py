@@ -182,7 +182,7 @@ def test_blotter_equals_the_backtest_across_sessions_a_socket_drop_and_a_link_lo
     folder = tmp_path / "paper"
     with replay("2026-10-28 14:40") as sim:
         trader = paper_trader(sim, folder, lines)
-        run_until(trader, sim, "2026-10-29 11:30", events=[
+        run_until(trader, sim, "2026-10-30 10:30", events=[
             ("2026-10-28 15:20", sim.drop_connections),
             ("2026-10-29 10:05", sim.lose_link),
             ("2026-10-29 10:12", lambda: sim.restore_link(data_lost=True)),

@@ -114,13 +114,13 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None
 
 @contextlib.contextmanager
 def running_server(
-    env: dict[str, str], gunicorn: bool = False, timeout: float = 60
+    env: dict[str, str], gunicorn: bool = False, timeout: float = 60, port: int | None = None
 ) -> Iterator[Server]:
     """Migrate, then start ``runserver`` (threaded, no reloader) or gunicorn (2 threads) on
-    a free port; stopped on exit."""
+    ``port`` (default: a free one); stopped on exit."""
     migrated = manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
+    port = port or free_port()
     if gunicorn:
         command = [
             sys.executable, "-m", "gunicorn", "--chdir", str(MANAGE.parent),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -16,6 +17,8 @@ from quant_trading.bars import EXCHANGE_TZ
 from quant_trading.simulator.pacing import PacingLimits
 from quant_trading.simulator.testing import running_simulator
 from quant_trading.trading.blotter import PaperFolder, ledger
+from quant_trading.trading.orders import PaperFill
+from quant_trading.trading.poster import Poster
 
 TOKEN = "paper-s3cret"
 
@@ -86,3 +89,38 @@ def test_fills_reach_the_dashboard_once_after_an_outage_and_repeated_posts(tmp_p
                 mine = [f for f in fills if f.symbol == symbol]
                 assert row["fills"] == len(mine)
                 assert row["position"] == pytest.approx(ledger(mine).position)
+
+
+def test_a_running_poster_retries_until_the_dashboard_is_up(tmp_path):
+    """Posts that fail while the dashboard is down are retried in the background, in order,
+    and land once it is up; what landed is remembered."""
+    folder = PaperFolder(tmp_path / "paper")
+    when = pd.Timestamp("2026-10-30 10:05", tz=EXCHANGE_TZ)
+    fills = [
+        PaperFill(f"T.1-5m-AAPL-20261030-10{5 + k:02d}-E", "T.1", "AAPL", "5m", when, when,
+                  "BUY" if k % 2 == 0 else "SELL", 10.0, 300.0 + k, 1.0, "entry", 10.0)
+        for k in range(3)
+    ]  # fmt: skip
+    folder.blotter.append(fills, pd.Timestamp.now(tz="UTC"))
+    port, lines = free_port(), []
+    poster = Poster(f"http://127.0.0.1:{port}", folder, token=TOKEN, output=lines.append,
+                    retry_every=0.1, timeout=2)  # fmt: skip
+    poster.start(folder.blotter.fills())
+    try:
+        deadline = time.monotonic() + 30
+        while not lines:  # the first failure is said once
+            assert time.monotonic() < deadline, "no failure was told"
+            time.sleep(0.05)
+        assert lines[0].startswith(f"could not post to http://127.0.0.1:{port}")
+        assert poster.pending == 3
+        with running_server(backend_env(tmp_path, DJANGO_API_TOKEN=TOKEN), port=port) as server:
+            deadline = time.monotonic() + 60
+            while poster.pending:
+                assert time.monotonic() < deadline, f"still {poster.pending} to post: {lines}"
+                time.sleep(0.05)
+            stored = _stored(server)
+    finally:
+        assert poster.close(wait=1) == 0
+    assert sorted(o["client_order_id"] for o in stored) == [f.client_order_id for f in fills]
+    assert lines[-1] == f"posting to http://127.0.0.1:{port}/api/simulated-orders/ works again"
+    assert folder.posted() == {f.client_order_id: "posted" for f in fills}
