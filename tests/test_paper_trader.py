@@ -19,7 +19,6 @@ import pytest
 from cli_runner import REPO_ROOT, run_module
 
 from quant_trading import backtest
-from quant_trading.backtesting.runner import BacktestOptions
 from quant_trading.bars import EXCHANGE_TZ, OHLCV, aggregate
 from quant_trading.core.pacing import PacingLimiter, PacingRules
 from quant_trading.csv_store import read_bars
@@ -47,20 +46,19 @@ def replay(start: str, speed: float = 1200.0):
                              pacing=PacingLimits(enabled=False))  # fmt: skip
 
 
-def settings(session_close: bool = False) -> tuple[PaperSettings, BacktestOptions]:
+def settings(session_close: bool = False) -> PaperSettings:
     paper = PaperSettings(strategy="MACD", params={**PARAMS, "MODE": "long_short"},
                           tag=book_tag("MACD", {**PARAMS, "MODE": "long_short"}),
                           capital=100_000.0, commission=0.005, slippage=0.01, allocation=1.0,
                           size=None, fractional=False, session_close=session_close)  # fmt: skip
-    options = BacktestOptions.of(commission=0.005, slippage=0.01, flat_at_close=session_close)
-    return paper, options
+    return paper
 
 
 def paper_trader(sim, folder: Path, lines: list[str], session_close: bool = False) -> PaperTrader:
-    paper, options = settings(session_close)
+    paper = settings(session_close)
     config = configure("MACD", {}, timeframe="1m", params=PARAMS, source="params")
     trader = PaperTrader(
-        list(SYMBOLS), list(TIMEFRAMES), strategy=config, settings=paper, options=options,
+        list(SYMBOLS), list(TIMEFRAMES), strategy=config, settings=paper,
         folder=folder, output=lines.append, port=sim.port, env_file=None, timeout=10,
         pacing=PacingLimiter(PacingRules(per_contract=1_000, identical_window=0)),
     )  # fmt: skip

@@ -18,6 +18,7 @@ __all__ = [
     "positive_float",
     "non_negative_float",
     "add_run_arguments",
+    "add_cost_arguments",
     "run_config",
     "allocation_fraction",
     "time_option",
@@ -206,11 +207,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--start", help="first day or time traded (default: two years before --end)"
     )
     parser.add_argument("--end", help="last day or time used (default: the last bar in the data)")
+    add_cost_arguments(parser, capital_help="USD per symbol (default: 100000)")
+    parser.add_argument(
+        "--flat-at-close", action="store_true", help="close positions at each session's last bar"
+    )
+
+
+def add_cost_arguments(parser: argparse.ArgumentParser, capital_help: str) -> None:
+    """Capital, costs and sizing, the same for a backtest and the paper trader:
+    --initial-capital --commission --slippage --allocation | --size --fractional."""
     parser.add_argument(
         "--initial-capital",
         type=positive_float,
         default=100_000.0,
-        help="USD per symbol (default: 100000)",
+        help=capital_help,
     )
     parser.add_argument(
         "--commission",
@@ -239,9 +249,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "with a warning (default: sized by --allocation)",
     )
     parser.add_argument("--fractional", action="store_true", help="allow fractional shares")
-    parser.add_argument(
-        "--flat-at-close", action="store_true", help="close positions at each session's last bar"
-    )
 
 
 def run_config(args: argparse.Namespace):

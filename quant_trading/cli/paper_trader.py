@@ -18,10 +18,9 @@ from ..core.ibkr_connection import (
 from . import (
     ArgumentParser,
     add_connection_arguments,
-    allocation_fraction,
+    add_cost_arguments,
     connection_failed,
     fail,
-    non_negative_float,
     positive_float,
     setup_logging,
 )
@@ -71,33 +70,7 @@ def _parser() -> ArgumentParser:
         default="paper_trading",
         help="folder of the blotter, the bars seen and the settings (default: paper_trading)",
     )
-    p.add_argument(
-        "--initial-capital",
-        type=positive_float,
-        default=100_000.0,
-        help="USD per symbol and timeframe (default: 100000)",
-    )
-    p.add_argument(
-        "--commission",
-        type=non_negative_float,
-        default=0.005,
-        help="USD per share, IBKR fixed: min 1.00, max 1%% of value (default: 0.005; 0 = none)",
-    )
-    p.add_argument(
-        "--slippage",
-        type=non_negative_float,
-        default=0.0,
-        help="USD per share against every fill (default: 0)",
-    )
-    sizing = p.add_mutually_exclusive_group()
-    sizing.add_argument(
-        "--allocation",
-        type=allocation_fraction,
-        default=1.0,
-        help="fraction of current equity per entry, commission included (default: 1.0)",
-    )
-    sizing.add_argument("--size", type=positive_float, help="fixed number of shares per entry")
-    p.add_argument("--fractional", action="store_true", help="allow fractional shares")
+    add_cost_arguments(p, capital_help="USD per symbol and timeframe (default: 100000)")
     p.add_argument(
         "--session-close",
         action="store_true",
@@ -167,7 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _trader(args):
-    from ..backtesting.runner import BacktestOptions
     from ..settings import load_settings, split_symbols
     from ..strategy import configure
     from ..trading.blotter import PaperSettings
@@ -198,22 +170,12 @@ def _trader(args):
         fractional=args.fractional,
         session_close=args.session_close,
     )
-    options = BacktestOptions.of(
-        capital=args.initial_capital,
-        commission=args.commission,
-        slippage=args.slippage,
-        allocation=args.allocation,
-        size=args.size,
-        fractional=args.fractional,
-        flat_at_close=args.session_close,
-    )
     output = lambda line: print(line, flush=True)  # noqa: E731
     trader = PaperTrader(
         symbols,
         [c.timeframe for c in configs],
         strategy=config,
         settings=paper,
-        options=options,
         folder=args.dir,
         show_bars=not args.quiet,
         exchange=args.exchange,

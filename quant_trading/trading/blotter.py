@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from ..atomic import atomic_write
+from ..backtesting.runner import BacktestOptions
 from ..bars import EXCHANGE_TZ
 from .orders import PaperFill
 
@@ -55,6 +56,18 @@ class PaperSettings:
     size: float | None
     fractional: bool
     session_close: bool
+
+    def backtest_options(self) -> BacktestOptions:
+        """The backtest's options these settings mean (each book adds its window start)."""
+        return BacktestOptions.of(
+            capital=self.capital,
+            commission=self.commission,
+            slippage=self.slippage,
+            allocation=self.allocation,
+            size=self.size,
+            fractional=self.fractional,
+            flat_at_close=self.session_close,
+        )
 
     def describe(self) -> str:
         """One line: ``MACD FAST=12 SLOW=26 SIGNAL=9, capital 100000 ...``."""

@@ -17,14 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..backtesting.datafiles import load_symbol
-from ..backtesting.runner import BacktestOptions, backtest_symbol
+from ..backtesting.runner import backtest_symbol
 from ..strategy import configure
 from ..timeframes import parse_timeframe
-from .blotter import PaperFolder, PaperSettings, PaperStateError
+from .blotter import PaperFolder, PaperStateError
 from .book import session_close
 from .orders import PaperFill, fills_from_trades
 
-__all__ = ["BookComparison", "compare_folder", "options_of", "report"]
+__all__ = ["BookComparison", "compare_folder", "report"]
 
 _COMPARED = ("time", "action", "price", "shares", "commission")
 
@@ -41,19 +41,6 @@ class BookComparison:
     pending: list[PaperFill] = field(default_factory=list)  # filled after the last saved bar
 
 
-def options_of(settings: PaperSettings) -> BacktestOptions:
-    """The backtest options a folder's settings mean (without a window start)."""
-    return BacktestOptions.of(
-        capital=settings.capital,
-        commission=settings.commission,
-        slippage=settings.slippage,
-        allocation=settings.allocation,
-        size=settings.size,
-        fractional=settings.fractional,
-        flat_at_close=settings.session_close,
-    )
-
-
 def compare_folder(folder: str | Path, strategy_path: Iterable[str] = ()) -> list[BookComparison]:
     """Compare every book of the paper trading ``folder`` (see the module doc). Raises
     PaperStateError (one line) for a folder that is not a paper trader's."""
@@ -61,7 +48,7 @@ def compare_folder(folder: str | Path, strategy_path: Iterable[str] = ()) -> lis
     settings, starts = paper.load_state()
     if settings is None:
         raise PaperStateError(f"{paper.state_path}: not found (is {folder} a paper trader's?)")
-    options = options_of(settings)
+    options = settings.backtest_options()
     fills = paper.blotter.fills()
     out = []
     for key, start in starts.items():

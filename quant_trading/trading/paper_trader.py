@@ -31,7 +31,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..backtesting.runner import BacktestOptions
 from ..csv_store import DataFileError, bars_filename, read_bars, write_bars
 from ..data.live_bars import FinishedBar, LiveBars
 from ..data.market_data_tracker import MIN_HISTORY_BARS, MarketDataTracker
@@ -68,11 +67,12 @@ def format_fill(fill: PaperFill, late: bool = False) -> str:
 class PaperTrader(MarketDataTracker):
     """Paper-trades ``strategy`` on ``timeframes`` of ``symbols`` (see the module doc).
 
-    ``options`` are the backtest's capital, costs, sizing and ``flat_at_close`` (its window
-    start is each book's own). ``folder`` is the paper trading folder; ``poster`` posts the
-    fills to the dashboard. ``show_bars`` prints a position line per finished bar, else only
-    fills and notices are printed. Bars seen are saved at most every ``save_every`` seconds,
-    and always before a fill is recorded (so the parity report has them)."""
+    ``settings`` are the strategy and the backtest's capital, costs, sizing and
+    ``flat_at_close`` (each book has its own window start). ``folder`` is the paper trading
+    folder; ``poster`` posts the fills to the dashboard. ``show_bars`` prints a position
+    line per finished bar, else only fills and notices are printed. Bars seen are saved at
+    most every ``save_every`` seconds, and always before a fill is recorded (so the parity
+    report has them)."""
 
     DEFAULT_CLIENT_ID = 14
 
@@ -83,7 +83,6 @@ class PaperTrader(MarketDataTracker):
         *,
         strategy: StrategyConfig,
         settings: PaperSettings,
-        options: BacktestOptions,
         folder: str | Path = "paper_trading",
         poster: Poster | None = None,
         show_bars: bool = True,
@@ -92,7 +91,7 @@ class PaperTrader(MarketDataTracker):
     ) -> None:
         tracker["quiet"] = True  # quotes are not printed: fills and positions are
         super().__init__(symbols, timeframes, strategy=strategy, **tracker)
-        self.paper, self.options = settings, options
+        self.paper, self.options = settings, settings.backtest_options()
         self.folder = PaperFolder(folder)
         self.folder.check_settings(settings)
         _, self.starts = self.folder.load_state()
