@@ -9,6 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cli_runner import run_module
 
@@ -79,3 +80,25 @@ def test_default_end_and_paper_guard_with_ibapi_10(simulator, tmp_path):
     assert fetched.returncode == 0, fetched.stderr
     got = read_bars(tmp_path / "SPY_5m_bars_macd.csv")
     assert str(got.index[-1]) == "2026-10-30 10:25:00-04:00"  # the simulator's clock: 10:30
+
+
+def test_paper_trader_with_ibapi_10(tmp_path):
+    """Live bars from 10.x's callbacks (Decimal volumes) make the same fills as the
+    backtest on the bars seen."""
+    from quant_trading.simulator.pacing import PacingLimits
+    from quant_trading.simulator.testing import running_simulator
+
+    (tmp_path / "strategy.env").write_text("MACD_FAST=5\nMACD_SLOW=13\nMACD_SIGNAL=4\n")
+    folder = tmp_path / "paper"
+    start = pd.Timestamp("2026-10-29 10:00", tz="America/New_York").timestamp()
+    with running_simulator(data_dir=SAMPLE, speed=600.0, start=start,
+                           pacing=PacingLimits(enabled=False)) as sim:  # fmt: skip
+        traded = run("quant_trading.trading.paper_trader", "--port", str(sim.port),
+                     "--symbols", "AAPL", "MSFT", "--timeframe", "1m", "--quiet",
+                     "--env-file", str(tmp_path / "strategy.env"), "--dir", str(folder),
+                     "--duration", "8")  # fmt: skip
+    assert traded.returncode == 0, traded.stderr
+    assert "FILL " in traded.stdout and "Traceback" not in traded.stderr
+    report = run_module("quant_trading.trading.paper_trader", "--compare", str(folder))
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert report.stdout.strip().splitlines()[-1].startswith("identical (2 books, ")
