@@ -140,12 +140,18 @@ def parse_timeframe(value: str | int | Timeframe) -> Timeframe:
 
 
 def parse_time(text: str, *, end: bool = False) -> pd.Timestamp:
-    """``2025-01-31`` or ``2025-01-31 10:00`` (New York unless an offset is given). A bare
-    date as an end includes that whole day."""
-    stamp = pd.Timestamp(text)
-    stamp = (
-        stamp.tz_localize(EXCHANGE_TZ) if stamp.tzinfo is None else stamp.tz_convert(EXCHANGE_TZ)
-    )
-    if end and stamp == stamp.normalize() and len(text.strip()) <= 10:
-        stamp += pd.Timedelta(days=1)
-    return stamp
+    """``2025-01-31`` or ``2025-01-31 10:00`` (New York unless an offset is given), or a
+    whole month ``2025-01`` or year ``2025``. A bare date, month or year as an end includes
+    all of it (``--end 2025`` is the end of 2025). ValueError if ``text`` is no time."""
+    text = text.strip()
+    if _CALENDAR_SPAN.match(text):
+        period = pd.Period(text)  # a year, a month or a day
+        stamp = (period + 1).start_time if end else period.start_time
+    else:
+        stamp = pd.Timestamp(text)
+    if stamp is pd.NaT:  # "", "NaT": pandas' "no time"
+        raise ValueError(f"{text!r} is not a date or time")
+    return stamp.tz_localize(EXCHANGE_TZ) if stamp.tzinfo is None else stamp.tz_convert(EXCHANGE_TZ)
+
+
+_CALENDAR_SPAN = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")

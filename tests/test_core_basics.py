@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from quant_trading.settings import load_settings, split_symbols, strategy_settings
@@ -16,6 +17,7 @@ from quant_trading.timeframes import (
     IB_MAX_DURATION,
     Timeframe,
     TimeframeError,
+    parse_time,
     parse_timeframe,
 )
 
@@ -114,3 +116,23 @@ def test_shared_core_is_pure(module):
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
         == "False"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "end", "want"),
+    [
+        ("2026", True, "2027-01-01 00:00"),  # the whole year
+        ("2026", False, "2026-01-01 00:00"),
+        ("2026-03", True, "2026-04-01 00:00"),  # the whole month
+        ("2026-03-05", True, "2026-03-06 00:00"),  # the whole day
+        ("2026-03-05 10:00", True, "2026-03-05 10:00"),  # a time is exact
+    ],
+)
+def test_a_bare_year_month_or_day_as_an_end_includes_all_of_it(text, end, want):
+    assert parse_time(text, end=end) == pd.Timestamp(want, tz="America/New_York")
+
+
+@pytest.mark.parametrize("text", ["", " ", "NaT"])
+def test_no_time_is_refused_not_read_as_nat(text):
+    with pytest.raises(ValueError, match="not a date or time"):
+        parse_time(text)
