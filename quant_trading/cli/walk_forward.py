@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .optimize_report import SHOWN, cell, json_value, span
+
 #: The summary's columns besides the objective: (statistic, heading, format).
 _SUMMARY = (
     ("return_ann_pct", "Ann.Ret%", "+,.2f"),
@@ -21,7 +23,6 @@ def write(result, stem: Path) -> list[Path]:
     """The windows as CSV, everything as JSON, and the stitched out-of-sample equity as
     CSV (time, equity), each written atomically. Returns the paths."""
     from ..atomic import atomic_write
-    from .optimize import _json
 
     table_path = stem.with_suffix(".csv")
     json_path = stem.with_suffix(".json")
@@ -66,25 +67,23 @@ def write(result, stem: Path) -> list[Path]:
         ],
     }
     with atomic_write(json_path) as handle:
-        json.dump(document, handle, indent=1, default=_json)
+        json.dump(document, handle, indent=1, default=json_value)
     with atomic_write(equity_path) as handle:
         result.equity.rename_axis("time").to_csv(handle, header=["equity"])
     return [table_path, json_path, equity_path]
 
 
 def _plain(values: dict | None) -> dict | None:
-    from .optimize import _json
 
-    return None if values is None else {k: _json(v) for k, v in values.items()}
+    return None if values is None else {k: json_value(v) for k, v in values.items()}
 
 
 def report(result, written: list[Path]) -> str:
     """The console report of a walk."""
     from ..backtesting.statistics import LABELS
-    from .optimize import _SHOWN, _cell, _span
 
     space = result.space
-    ranges = ", ".join(f"{n} {_span(v)}" for n, v in space.values.items())
+    ranges = ", ".join(f"{n} {span(v)}" for n, v in space.values.items())
     fixed = ", ".join(f"{n}={v}" for n, v in space.fixed.items())
     how = "anchored" if result.anchored else "rolling"
     method = {"grid": f"grid of {space.size:,}", "random": "random", "optuna": "Optuna TPE"}
@@ -103,7 +102,7 @@ def report(result, written: list[Path]) -> str:
         "",
     ]
     heading, spec = next(
-        ((h, s) for c, h, s in _SHOWN if c == result.objective), (result.objective, ".4g")
+        ((h, s) for c, h, s in SHOWN if c == result.objective), (result.objective, ".4g")
     )
     # A parameter searched over one value is the same in every window: left out here.
     varied = [n for n, v in space.values.items() if len(v) > 1]
@@ -116,10 +115,10 @@ def report(result, written: list[Path]) -> str:
         cells += [str(chosen.get(n, "-")) for n in varied]
         ins, out = w.in_sample, w.out_of_sample
         cells += [
-            _cell(getattr(ins, result.objective), spec) if ins else "-",
-            _cell(getattr(out, result.objective), spec) if out else "cash",
-            _cell(out.return_pct, "+,.2f") if out else "-",
-            _cell(out.trades, ",d") if out else "-",
+            cell(getattr(ins, result.objective), spec) if ins else "-",
+            cell(getattr(out, result.objective), spec) if out else "cash",
+            cell(out.return_pct, "+,.2f") if out else "-",
+            cell(out.trades, ",d") if out else "-",
         ]
         rows.append(cells)
     lines += _aligned(rows, left=3)
@@ -136,13 +135,13 @@ def report(result, written: list[Path]) -> str:
         summary = [["", *(h for _, h, _ in columns), "Trades/win"]]
         summary.append(
             [f"In-sample (mean of {len(result.windows)} windows' best)"]
-            + [_cell(mean[c], s) for c, _, s in columns]
-            + [_cell(mean["trades"], ",.1f")]
+            + [cell(mean[c], s) for c, _, s in columns]
+            + [cell(mean["trades"], ",.1f")]
         )
         summary.append(
             ["Out-of-sample (stitched)"]
-            + [_cell(getattr(stats, c), s) for c, _, s in columns]
-            + [_cell(stats.trades / max(traded, 1), ",.1f")]
+            + [cell(getattr(stats, c), s) for c, _, s in columns]
+            + [cell(stats.trades / max(traded, 1), ",.1f")]
         )
         lines += _aligned(summary, left=1)
         lines += [
