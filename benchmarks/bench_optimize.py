@@ -86,7 +86,7 @@ def data_folder(root: Path) -> Path:
 
 def ours(folder: Path):
     """One search over the combinations, as optimize() runs it; the ranked table."""
-    from quant_trading.backtesting.optimize import _load, _ranked, _Search, search_space
+    from quant_trading.backtesting.optimize import _load, _Search, _search_table, search_space
     from quant_trading.backtesting.runner import BacktestOptions
     from quant_trading.strategy import configure
 
@@ -96,8 +96,10 @@ def ours(folder: Path):
     options = BacktestOptions(capital=CAPITAL)
     datas, _ = _load(config, str(folder), options)
     search = _Search(config, datas, options, tuple(space.values))
-    rows = [search.run(space.complete(dict(zip(space.values, c)))) for c in combinations()]
-    return _ranked(rows, space, "sharpe", True, 1)
+    combos = (space.complete(dict(zip(space.values, c))) for c in combinations())
+    table, _, _ = _search_table(search, space, combos, COMBINATIONS, "grid", None, "sharpe",
+                                True, 1, 1, False)  # fmt: skip
+    return table
 
 
 def ours_cold(folder: Path, cache_dir: Path | None) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from .drawing import PRICE_PANEL, Drawing, Line, Plot, macd_drawing
-from .macd import MacdState, check_periods, macd, macd_line, macd_of_line
+from .macd import MacdLine, MacdState, check_periods, macd, macd_line, macd_of_line
 
 __all__ = [
     "Line",
@@ -394,12 +394,15 @@ class MACD(Indicator):
         result = macd(_source(data, self.source), self.fast, self.slow, self.signal)
         return dict(zip(self.names, (result.macd, result.signal, result.hist), strict=True))
 
+    def line(self, data: Mapping[str, np.ndarray], shared: Shared) -> MacdLine:
+        """The MACD line alone from ``shared`` (computed once per fast and slow period)."""
+        key = ("MACD line", self.source, self.fast, self.slow)
+        return shared(key, lambda: macd_line(_source(data, self.source), self.fast, self.slow))
+
     def compute_shared(self, data, shared):
         # The line depends on fast and slow only: a search over the signal period computes
         # it once. macd() is the same two steps, so the values are the same to the bit.
-        key = ("MACD line", self.source, self.fast, self.slow)
-        line = shared(key, lambda: macd_line(_source(data, self.source), self.fast, self.slow))
-        result = macd_of_line(line, self.signal)
+        result = macd_of_line(self.line(data, shared), self.signal)
         return dict(zip(self.names, (result.macd, result.signal, result.hist), strict=True))
 
     def stream(self):

@@ -25,7 +25,7 @@ import logging
 import os
 import pkgutil
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 
 from .drawing import Drawing
-from .indicators import Indicator
+from .indicators import Indicator, Shared
 from .settings import split_symbols
 from .timeframes import Timeframe, TimeframeError, parse_timeframe
 
 __all__ = [
+    "CompiledRule",
     "Parameter",
     "Strategy",
     "StrategyConfig",
@@ -113,6 +114,25 @@ def _no_checks(params: Mapping[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
+class CompiledRule:
+    """A strategy's ``positions`` for many parameter combinations in one compiled call, which
+    a parameter search may use instead (``positions`` stays the reference: the strategy's
+    tests prove the two give the same positions on real bars).
+
+    ``group(params)`` says which combinations go together (those with equal keys, e.g.
+    MACD's fast and slow periods, whose MACD line they share); ``positions(data, shared,
+    combos, out)`` writes into row ``r`` of ``out`` (int8, one column per bar) what
+    ``positions`` gives for ``combos[r]``, all of one group. ``data`` maps ``open, high,
+    low, close, volume`` to arrays, and ``shared(key, make)`` is the search's memo of
+    indicator parts (see :meth:`~quant_trading.indicators.Indicator.compute_shared`)."""
+
+    group: Callable[[Mapping[str, Any]], Hashable]
+    positions: Callable[
+        [Mapping[str, np.ndarray], Shared, Sequence[Mapping[str, Any]], np.ndarray], None
+    ]
+
+
+@dataclass(frozen=True)
 class Strategy:
     """A strategy: its name, parameters, indicators and position rule."""
 
@@ -131,6 +151,8 @@ class Strategy:
     validate: Callable[[Mapping[str, Any]], None] = _no_checks
     #: What a rise / a fall of the target means, for the live tracker's marks.
     signal_text: tuple[str, str] = ("{name}: target up to {side}", "{name}: target down to {side}")
+    #: Optional: ``positions`` compiled for parameter searches (see :class:`CompiledRule`).
+    compiled: CompiledRule | None = None
 
     @property
     def prefix(self) -> str:

@@ -1,25 +1,32 @@
-"""The optimizer's fast per-combination path (shared indicator parts, compiled fill and
-statistics, no pandas) gives every row exactly what backtest() gives for the same
-parameters: on the bundled bars and on real minute bars, for MACD (whose line is shared
-across signal periods), an EMA cross and RSI (plain positions functions), with windows,
-costs, sizing and flat_at_close."""
+"""The optimizer's fast path (shared indicator parts, compiled fill and statistics, no
+pandas) gives every row exactly what backtest() gives for the same parameters: on the
+bundled bars and on real minute bars, for MACD (its compiled rule: many signal periods of
+one MACD line in one call), an EMA cross and RSI (plain positions functions), with windows,
+costs, sizing and flat_at_close. MACD's compiled rule gives its positions() to the bar, and
+the statistics kernel's shortcuts (a series for the per-bar logs, a drawdown walk that
+divides only at new lows) give the plain per-bar formulas' numbers on real equity curves."""
 
 from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from quant_trading import backtest
+from quant_trading.backtesting import _statistics_jit
+from quant_trading.backtesting.engine import simulate
 from quant_trading.backtesting.optimize import _IndicatorMemo, optimize
-from quant_trading.backtesting.statistics import Statistics
+from quant_trading.backtesting.statistics import Statistics, compute_statistics
 from quant_trading.csv_store import read_bars, write_bars
 from quant_trading.indicators import MACD
 from quant_trading.macd import macd, macd_line, macd_of_line
+from quant_trading.signals import MODES
+from strategies import macd as macd_strategy
 
 SAMPLE = Path(__file__).resolve().parent.parent / "market_data"
 
@@ -128,3 +135,97 @@ def test_rows_on_real_minute_bars(real, strategy, symbols, grid):
     options = dict(start="2020-01-01", flat_at_close=strategy == "RSI")
     result = optimize(strategy, symbols, "1m", data_dir=real, grid=grid, **options)
     assert_rows_are_backtests(result, strategy, symbols, "1m", real, **options)
+
+
+def _bars(real, name):
+    return read_bars(real / f"{name}_1m.csv")
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(12, 26), (4, 10), (2, 3), (30, 90)])
+def test_the_compiled_macd_rule_gives_positions_on_real_bars(real, fast, slow):
+    for name in ("UPRO", "AMZN"):
+        bars = _bars(real, name)
+        data = {c: bars[c].to_numpy(np.float64) for c in ("open", "high", "low", "close", "volume")}
+        combos = [{"FAST": fast, "SLOW": slow, "SIGNAL": signal, "MODE": mode}
+                  for signal in (1, 2, 3, 9, 14, 40) for mode in MODES]  # fmt: skip
+        out = np.full((len(combos), len(bars)), 7, np.int8)
+        macd_strategy.COMPILED.positions(data, lambda key, make: make(), combos, out)
+        for row, params in zip(out, combos):
+            columns = MACD(fast, slow, params["SIGNAL"]).compute(data)
+            assert np.array_equal(row, macd_strategy.positions(columns, params)), params
+
+
+def test_the_compiled_macd_rule_on_too_few_bars():
+    close = np.linspace(100, 101, 30)
+    data = {"close": close}
+    combos = [{"FAST": 12, "SLOW": 26, "SIGNAL": s, "MODE": "long_short"} for s in (3, 9)]
+    out = np.full((2, 30), 7, np.int8)
+    macd_strategy.COMPILED.positions(data, lambda k, m: m(), combos, out)
+    expected = [macd_strategy.positions(MACD(12, 26, c["SIGNAL"]).compute(data), c) for c in combos]
+    assert np.array_equal(out, np.array(expected))
+
+
+@pytest.mark.slow
+def test_macd_rows_the_same_with_and_without_its_compiled_rule(real):
+    grid = {"FAST": "5,12", "SLOW": "26", "SIGNAL": "3:6", "MODE": "long_short,short_only"}
+    plain = replace(macd_strategy.STRATEGY, compiled=None)
+    fast = optimize("MACD", ["UPRO"], "1m", data_dir=real, grid=grid)
+    slow = optimize(plain, ["UPRO"], "1m", data_dir=real, grid=grid)
+    assert len(fast.table) == 16
+    pd.testing.assert_frame_equal(fast.table, slow.table)
+
+
+def _plain_statistics(values, times, capital, held, exit_ns):
+    """Drawdowns and exposure by their per-bar definitions, as numpy computes them."""
+    peak = np.maximum.accumulate(np.r_[capital, values])[1:]
+    dd = 1.0 - values / peak
+    trough = int(np.argmax(dd))
+    depths, lengths = [], []
+    i = 0
+    while i < len(dd):
+        if dd[i] > 0:
+            start = i
+            while i < len(dd) and dd[i] > 0:
+                i += 1
+            depths.append(dd[start:i].max())
+            lengths.append((times[min(i, len(dd) - 1)] - times[max(start - 1, 0)]) / 1e9)
+        else:
+            i += 1
+    exposed = (held != 0) | np.r_[False, held[:-1] != 0] | np.isin(times, exit_ns)
+    return {
+        "max_drawdown_pct": dd[trough] * 100,
+        "avg_drawdown_pct": np.mean(depths) * 100 if depths else 0.0,
+        "max_drawdown_usd": max(capital, values[: trough + 1].max()) - values[trough]
+        if dd[trough] > 0
+        else 0.0,
+        "max_drawdown_duration_s": max(lengths) if lengths else 0.0,
+        "equity_peak": max(capital, values.max()),
+        "exposure_pct": exposed.sum() / len(values) * 100,
+        "peak": int(np.argmax(values[: trough + 1])) if dd[trough] > 0 else -1,
+        "trough": trough if dd[trough] > 0 else -1,
+    }
+
+
+@pytest.mark.parametrize("capital", [100_000.0, 1_000_000.0])  # the second: below it throughout
+def test_the_statistics_kernel_equals_the_per_bar_formulas_on_real_curves(real, capital):
+    for name in ("UPRO", "AMZN"):
+        bars = _bars(real, name)
+        target = macd_strategy.positions({"Hist": macd(bars["close"], 4, 10, 3).hist},
+                                         {"MODE": "long_only"})  # fmt: skip
+        sim = simulate(bars, target, capital=100_000.0)
+        values, trades = sim.equity, sim.trades
+        stats = compute_statistics(
+            pd.Series(values, index=bars.index), trades, bars["close"], capital, sim.position
+        )
+        exits = pd.DatetimeIndex(trades["exit_time"]).as_unit("ns").asi8
+        plain = _plain_statistics(values, bars.index.as_unit("ns").asi8, capital, sim.position,
+                                  exits)  # fmt: skip
+        for field in plain.keys() - {"peak", "trough"}:
+            assert getattr(stats, field) == plain[field], (name, field)
+        for field, slot in (("peak", "max_drawdown_peak"), ("trough", "max_drawdown_trough")):
+            at = plain[field]
+            assert getattr(stats, slot) == (bars.index[at].isoformat() if at >= 0 else None)
+        # The logs: within a few ulps of numpy's log of the ratio (the series rounds less).
+        ours = _statistics_jit.log_returns(values)
+        theirs = np.log(values[1:] / values[:-1])
+        assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-15)

@@ -2,12 +2,17 @@
 :class:`~.statistics.Statistics` from plain arrays, in one pass of machine code.
 
 One implementation for both callers: a backtest (through ``compute_statistics``) and the
-optimizer's per-combination kernels (:mod:`._sweep_jit`) call this same function, so a
-combination's statistics equal its backtest's to the bit on any machine. (Two copies could
-not promise that: numpy picks SIMD versions of ``log``/``exp`` and BLAS dot products by CPU.)
+optimizer's compiled sweep (:mod:`._sweep`) call this same function, so a combination's
+statistics equal its backtest's to the bit on any machine. (Two copies could not promise
+that: numpy picks SIMD versions of ``log``/``exp`` and BLAS dot products by CPU.)
 
 Sums are numpy's pairwise summation, mean = sum / n, so the numbers are the ones the numpy
-formulas in the statistics module's docstring give, to the last bit or one rounding away.
+formulas in the statistics module's docstring give, to the last bit or one rounding away;
+the per-bar and per-trade logs (beta, the average trade) are a series of plain arithmetic
+instead of the library ``log`` (see :func:`log_returns`), within an ulp or so of it. What a
+parameter search measures thousands of times is walked once and cheaply: the drawdown at a
+bar is only divided out at a drawdown's new lows, buy & hold's part of beta comes in
+computed (:func:`market_terms`), and the engine's exits come with their bars.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["FIELDS", "PEAK", "TROUGH", "SIZE", "measure", "log_returns"]
+__all__ = ["FIELDS", "PEAK", "TROUGH", "SIZE", "measure", "market_terms", "log_returns"]
 
 TRADING_DAYS = 252.0
 _YEAR_S = 365.25 * 86400
@@ -145,35 +150,102 @@ def _min(a):  # pragma: no cover - compiled
     return best
 
 
-@njit(cache=True, nogil=True)
-def _centered_sum(a, mean_a, b, mean_b):  # pragma: no cover - compiled
-    products = np.empty(len(a))
-    for i in range(len(a)):
-        products[i] = (a[i] - mean_a) * (b[i] - mean_b)
-    return _sum(products)
+#: |z| below which :func:`_atanh2` is its series (a move of about 3% between two values).
+_NEAR = 1.0 / 64
+#: Values per block of the series loops: a block with a far value is walked again alone.
+_BLOCK = 256
 
 
-@njit(cache=True, nogil=True)
+# Inlined into its callers' loops (numba IR), which then stay plain arithmetic that the
+# compiler runs several values at a time.
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _atanh2(z):  # pragma: no cover - compiled
+    # 2 atanh(z) by its series: with |z| < 1/64 the first omitted term, z**11 / 11, is below
+    # 2**-60 of the sum, so five terms give the logarithm to within an ulp or so.
+    w = z * z
+    return 2.0 * z * (1.0 + w * (1.0 / 3 + w * (1.0 / 5 + w * (1.0 / 7 + w * (1.0 / 9)))))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def log_returns(values):  # pragma: no cover - compiled
-    """Per-bar log returns, ``log(v[i] / v[i-1])`` (inf or NaN where a value is zero)."""
-    out = np.empty(max(len(values) - 1, 0))
-    for i in range(len(out)):
-        out[i] = math.log(values[i + 1] / values[i])
+    """Per-bar log returns, ``log(v[i+1] / v[i])`` (inf or NaN where a value is zero).
+
+    A library ``log`` per bar cost more than the rest of the statistics together, so it is
+    ``2 atanh((v[i+1] - v[i]) / (v[i+1] + v[i]))`` by its series: a loop of plain
+    arithmetic, which the compiler runs several bars at a time and which gives the same bits
+    on every CPU (vector versions of ``log`` differ by CPU); ``math.log`` where two values
+    are more than about 3% apart. Both agree with ``np.log`` to an ulp or so (the series is
+    the more exact: it does not round the ratio first)."""
+    n = max(len(values) - 1, 0)
+    out = np.empty(n)
+    for lo in range(0, n, _BLOCK):
+        hi = min(lo + _BLOCK, n)
+        far = 0
+        for i in range(lo, hi):
+            a, b = values[i], values[i + 1]
+            z = (b - a) / (b + a)
+            out[i] = _atanh2(z)
+            far += not abs(z) < _NEAR  # NaN too
+        if far:  # rare: only this block is walked again
+            for i in range(lo, hi):
+                a, b = values[i], values[i + 1]
+                if not abs((b - a) / (b + a)) < _NEAR:
+                    out[i] = math.log(b / a)
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _log1p_each(x, scale):  # pragma: no cover - compiled
+    # log1p(x[k] / scale) for each k, as log_returns computes a log: 2 atanh(y / (2 + y)).
+    n = len(x)
+    out = np.empty(n)
+    for lo in range(0, n, _BLOCK):
+        hi = min(lo + _BLOCK, n)
+        far = 0
+        for k in range(lo, hi):
+            y = x[k] / scale
+            z = y / (2.0 + y)
+            out[k] = _atanh2(z)
+            far += not abs(z) < _NEAR
+        if far:
+            for k in range(lo, hi):
+                y = x[k] / scale
+                if not abs(y / (2.0 + y)) < _NEAR:
+                    out[k] = math.log1p(y)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _beta(values, market):  # pragma: no cover - compiled
-    # Sample covariance of the per-bar log returns over the market's variance (ddof 1; the
-    # 1/(n-1) factors cancel but are kept, as np.cov has them).
-    if len(values) < 3 or len(market) != len(values) - 1:
+def market_terms(prices):  # pragma: no cover - compiled
+    """What beta and alpha need of buy & hold, the same for every equity curve over these
+    ``prices``: its per-bar log returns minus their mean, the sum of their squares, and its
+    total return (NaN without prices)."""
+    if len(prices) == 0:
+        return np.empty(0), math.nan, math.nan
+    market = log_returns(prices)
+    mean = _mean(market)
+    centered = np.empty(len(market))
+    for i in range(len(market)):
+        centered[i] = market[i] - mean
+    squares = np.empty(len(market))
+    for i in range(len(market)):
+        squares[i] = centered[i] * centered[i]
+    return centered, _sum(squares), prices[len(prices) - 1] / prices[0] - 1
+
+
+@njit(cache=True, nogil=True)
+def _beta(values, centered, spread):  # pragma: no cover - compiled
+    # Sample covariance of the per-bar log returns with buy & hold's over its variance
+    # (ddof 1; the 1/(n-1) factors cancel but are kept, as np.cov has them).
+    if len(values) < 3 or len(centered) != len(values) - 1:
         return math.nan
     ours = log_returns(values)
-    mean_ours, mean_market = _mean(ours), _mean(market)
+    mean_ours = _mean(ours)
+    products = np.empty(len(ours))
+    for i in range(len(ours)):
+        products[i] = (ours[i] - mean_ours) * centered[i]
     dof = len(ours) - 1
-    covariance = _centered_sum(ours, mean_ours, market, mean_market) / dof
-    variance = _centered_sum(market, mean_market, market, mean_market) / dof
-    return _ratio(covariance, variance)
+    return _ratio(_sum(products) / dof, spread / dof)
 
 
 @njit(cache=True, nogil=True)
@@ -183,84 +255,154 @@ def _seconds(nanoseconds):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _exposed_bars(held, times, exit_ns):  # pragma: no cover - compiled
+def _exposed_bars(held, times, exit_ns, exit_bars):  # pragma: no cover - compiled
     # Bars during which a position was held at any time: held at the close, held into the
     # bar from the previous close, or closed at this bar (each trade's entry through exit).
+    n = len(held)
+    if n == 0:
+        return 0
+    count = held[0] != 0
+    for i in range(1, n):  # branch-free: the compiler runs it several bars at a time
+        count += (held[i] != 0) | (held[i - 1] != 0)
+    disorder = False
+    for i in range(1, n):
+        disorder |= times[i] <= times[i - 1]
+    for k in range(1, len(exit_ns)):
+        disorder |= exit_ns[k] < exit_ns[k - 1]
+    for k in range(len(exit_ns)):
+        b = exit_bars[k]
+        disorder |= b >= n or (b >= 0 and times[b] != exit_ns[k])
+    if disorder:  # not what the engine makes: look each exit's bar up
+        return _exposed_bars_unordered(held, times, exit_ns)
+    # Times unique and in order, exits in order, each at its bar (or none): a bar counts
+    # once, and only if no position was held at its close or the close before.
+    counted = -1
+    for b in exit_bars:
+        if b >= 0 and b != counted:
+            counted = b
+            count += held[b] == 0 and (b == 0 or held[b - 1] == 0)
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _exposed_bars_unordered(held, times, exit_ns):  # pragma: no cover - compiled
     n = len(held)
     exposed = np.zeros(n, np.bool_)
     for i in range(n):
         exposed[i] = held[i] != 0 or (i > 0 and held[i - 1] != 0)
-    ordered = True
-    for i in range(1, n):
-        if times[i] < times[i - 1]:
-            ordered = False
-            break
-    at = 0  # exits come in time order from the engine: one walk finds them all
     for t in exit_ns:
-        if ordered:
-            if at >= n or times[at] > t:
-                at = 0
-            while at < n and times[at] < t:
-                at += 1
-            if at < n and times[at] == t:
-                exposed[at] = True
-        else:
-            for i in range(n):
-                if times[i] == t:
-                    exposed[i] = True
+        for i in range(n):
+            if times[i] == t:
+                exposed[i] = True
     count = 0
     for i in range(n):
         count += exposed[i]
     return count
 
 
+#: Bars per block of the drawdown walk: a block inside a drawdown without a new low (or a
+#: NaN) changes nothing, which its minimum and maximum show.
+_QUIET = 16
+
+
 @njit(cache=True, nogil=True)
+def _drawdowns(values, times, capital, depths, lengths):  # pragma: no cover - compiled
+    # One walk over the equity, with the capital as the first peak. The drawdown at a bar,
+    # 1 - value / peak, is above 0 exactly when the value is below the peak, and it grows as
+    # the value falls, so it is computed only at a drawdown's new lows: the deepest bar (the
+    # first of the deepest, as argmax finds it) and each drawdown's depth are those of the
+    # whole per-bar series. Each drawdown's depth and length go to ``depths`` and
+    # ``lengths``. Returns (drawdowns, deepest bar, its drawdown, the peak before it, the
+    # bar of that peak (-1: the capital), the highest equity with the capital, whether a
+    # value is NaN).
+    n = len(values)
+    peak = capital
+    peak_bar = -1
+    v = values[0]
+    if v > peak:
+        peak, peak_bar = v, 0
+    trough, deepest = 0, 1.0 - v / peak
+    top, top_bar = peak, peak_bar
+    periods = 0
+    start = -1  # the first bar of the drawdown under way, -1 if none
+    low = math.inf  # its lowest value so far
+    depth = 0.0
+    nan = v != v
+    for lo in range(0, n, _QUIET):
+        hi = min(lo + _QUIET, n)
+        if start >= 0:
+            least = most = values[lo]
+            odd = False
+            for i in range(lo, hi):
+                least = min(least, values[i])
+                most = max(most, values[i])
+                odd |= values[i] != values[i]
+            if not odd and most < peak and least >= low:
+                continue
+        for i in range(lo, hi):
+            v = values[i]
+            if v < peak:
+                if start < 0:
+                    start, low = i, math.inf
+                if v < low:
+                    low = v
+                    depth = 1.0 - v / peak
+                    if i > 0 and depth > deepest:
+                        trough, deepest, top, top_bar = i, depth, peak, peak_bar
+                continue
+            if start >= 0:  # a new high, back at the peak, or NaN: the drawdown ends here
+                depths[periods] = depth
+                lengths[periods] = (times[i] - times[max(start - 1, 0)]) / 1e9
+                periods += 1
+                start = -1
+            if v > peak:
+                peak, peak_bar = v, i
+            elif v != v:
+                nan = True
+    if start >= 0:
+        depths[periods] = depth
+        lengths[periods] = (times[n - 1] - times[max(start - 1, 0)]) / 1e9
+        periods += 1
+    return periods, trough, deepest, top, top_bar, peak, nan
+
+
+@njit(cache=True, nogil=True)
+def _first_highest(values, stop):  # pragma: no cover - compiled
+    # The first bar of the highest value of values[:stop + 1], as argmax finds it.
+    best = 0
+    for i in range(1, stop + 1):
+        if values[i] > values[best]:
+            best = i
+    return best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def measure(  # pragma: no cover - compiled
-    values, times, day_last, capital, market, buy_hold, held, has_held,
-    pnl, returns, commission, long, entry_ns, exit_ns, out,
+    values, times, day_last, capital, market, spread, buy_hold, held, has_held,
+    pnl, returns, commission, long, entry_ns, exit_ns, exit_bars, out,
 ):  # fmt: skip
     """Write the statistics of one equity curve into ``out`` (:data:`SIZE` floats).
 
     ``values``: equity at each bar's close; ``times``: the bars' epoch nanoseconds;
-    ``day_last``: the position of each calendar day's last bar, in time order; ``market``:
-    buy & hold's per-bar log returns (:func:`log_returns`) and ``buy_hold`` its total
-    return; ``held``: shares held per bar (used when ``has_held``); the trades as arrays:
-    P&L, return in percent, commission, long (bool), entry and exit epoch nanoseconds.
+    ``day_last``: the position of each calendar day's last bar, in time order; ``market``,
+    ``spread`` and ``buy_hold``: what :func:`market_terms` gives of buy & hold's prices;
+    ``held``: shares held per bar (used when ``has_held``); the trades as arrays:
+    P&L, return in percent, commission, long (bool), entry and exit epoch nanoseconds, and
+    the bar of each exit (its position in ``times``, -1 if there is none; checked).
     """
     n = len(values)
     out[:] = math.nan
-    # -- drawdowns, on the equity with the capital as the first peak
-    dd = np.empty(n)
-    peak_value = capital
-    for i in range(n):
-        if values[i] > peak_value:
-            peak_value = values[i]
-        dd[i] = 1.0 - values[i] / peak_value
-    trough = 0
-    for i in range(1, n):
-        if dd[i] > dd[trough]:
-            trough = i
-    periods = 0
-    depth_sum = np.empty(n)  # depth per drawdown, then length per drawdown
-    length = np.empty(n)
-    i = 0
-    while i < n:
-        if dd[i] > 0:
-            start = i
-            deepest = dd[i]
-            while i < n and dd[i] > 0:
-                if dd[i] > deepest:
-                    deepest = dd[i]
-                i += 1
-            peak_at = max(start - 1, 0)
-            end_at = min(i, n - 1)
-            depth_sum[periods] = deepest
-            length[periods] = (times[end_at] - times[peak_at]) / 1e9
-            periods += 1
-        else:
-            i += 1
-    depths, lengths = depth_sum[:periods], length[:periods]
-    deep = n > 0 and dd[trough] > 0
+    # -- drawdowns
+    depths = np.empty(n)
+    lengths = np.empty(n)
+    if n:
+        periods, trough, deepest, top, top_bar, peak, nan = _drawdowns(
+            values, times, capital, depths, lengths
+        )
+    else:
+        periods, trough, deepest, top, top_bar, peak, nan = 0, 0, 0.0, capital, 0, capital, False
+    depths, lengths = depths[:periods], lengths[:periods]
+    deep = n > 0 and deepest > 0
     # -- daily returns: the last equity of each day
     daily_all = np.empty(max(len(day_last) - 1, 0))
     kept = 0
@@ -303,7 +445,7 @@ def measure(  # pragma: no cover - compiled
     years = span_s / _YEAR_S
     final = values[n - 1] if n else capital
     cagr = (final / capital) ** (1 / years) - 1 if years > 0 and final > 0 else math.nan
-    beta = _beta(values, market)
+    beta = _beta(values, market, spread)
     total = final / capital - 1
     alpha = total - beta * buy_hold if math.isfinite(beta) else math.nan
     # -- trades
@@ -313,19 +455,13 @@ def measure(  # pragma: no cover - compiled
     up = np.empty(count)
     down = np.empty(count)
     n_win = n_loss = n_up = n_down = n_long = 0
-    for k in range(count):
-        if pnl[k] > 0:
-            win_values[n_win] = pnl[k]
-            n_win += 1
-        elif pnl[k] < 0:
-            loss_values[n_loss] = pnl[k]
-            n_loss += 1
-        if returns[k] > 0:
-            up[n_up] = returns[k]
-            n_up += 1
-        elif returns[k] < 0:
-            down[n_down] = returns[k]
-            n_down += 1
+    for k in range(count):  # each value written, kept by moving on: no branch to mispredict
+        win_values[n_win] = loss_values[n_loss] = pnl[k]
+        n_win += pnl[k] > 0
+        n_loss += pnl[k] < 0
+        up[n_up] = down[n_down] = returns[k]
+        n_up += returns[k] > 0
+        n_down += returns[k] < 0
         n_long += long[k]
     win_rate = n_win / count if count else math.nan
     avg_win = _mean(up[:n_up]) if n_up else math.nan
@@ -337,14 +473,16 @@ def measure(  # pragma: no cover - compiled
     held_s = np.empty(count)
     for k in range(count):
         held_s[k] = _seconds(exit_ns[k] - entry_ns[k])
-    exposure = _exposed_bars(held, times, exit_ns) / n * 100 if has_held and n else math.nan
+    exposure = math.nan
+    if has_held and n:
+        exposure = _exposed_bars(held, times, exit_ns, exit_bars) / n * 100
 
     f = out
     f[0] = span_s
     f[1] = exposure
     f[2] = capital
     f[3] = final
-    f[4] = max(capital, _max(values)) if n else capital
+    f[4] = max(capital, math.nan) if nan else peak
     f[5] = final - capital
     f[6] = _sum(commission)
     f[7] = total * 100
@@ -354,22 +492,15 @@ def measure(  # pragma: no cover - compiled
     f[11] = cagr * 100
     f[12] = _ratio(ann_return, ann_vol)
     f[13] = sortino
-    f[14] = _ratio(ann_return, dd[trough] if n else 0.0)
+    f[14] = _ratio(ann_return, deepest if n else 0.0)
     f[15] = alpha * 100
     f[16] = beta
-    f[17] = dd[trough] * 100 if n else 0.0
+    f[17] = deepest * 100 if n else 0.0
     f[18] = _mean(depths) * 100 if periods else 0.0
     if deep:
-        top = capital
-        for i in range(trough + 1):
-            if values[i] > top:
-                top = values[i]
         f[19] = top - values[trough]
-        best = 0
-        for i in range(1, trough + 1):
-            if values[i] > values[best]:
-                best = i
-        f[PEAK] = best
+        # The capital was the peak: the highest value before the trough is below or at it.
+        f[PEAK] = top_bar if top_bar >= 0 else _first_highest(values, trough)
         f[TROUGH] = trough
     else:
         f[19] = 0.0
@@ -383,10 +514,7 @@ def measure(  # pragma: no cover - compiled
     if count:
         f[26] = _max(returns)
         f[27] = _min(returns)
-        logs = np.empty(count)
-        for k in range(count):
-            logs[k] = math.log1p(returns[k] / 100)
-        f[28] = (math.exp(_mean(logs)) - 1) * 100
+        f[28] = (math.exp(_mean(_log1p_each(returns, 100.0))) - 1) * 100
         f[29] = _max(held_s)
         f[30] = _mean(held_s)
         f[31] = _ratio(_sum(win_values[:n_win]), -_sum(loss_values[:n_loss]))

@@ -1,6 +1,6 @@
-"""One combination of a parameter search, from target positions to statistics, without
-pandas: the fill loop and the statistics run as one compiled call over arrays prepared
-once per symbol.
+"""Combinations of a parameter search, from target positions to statistics, without
+pandas: the fill loop and the statistics of a whole batch of combinations run as one
+compiled call over arrays prepared once per symbol.
 
 It is the same arithmetic as :func:`~.runner.backtest_symbol` and :func:`~.runner.combine`
 (the engine's own compiled loop, :func:`._statistics_jit.measure` which
@@ -11,6 +11,7 @@ candle frames, trade frames, equity series and the cache file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,9 @@ from ._statistics_jit import SIZE, measure
 from .datafiles import SymbolData
 from .engine import _simulate_kernel, session_last_bars
 from .runner import BacktestOptions, _PortfolioPart, _PortfolioSum, trading_window
-from .statistics import Statistics, day_ends, from_measured, market_returns
+from .statistics import Market, bars_at, day_ends
 
-__all__ = ["SymbolArrays", "measure_symbols"]
+__all__ = ["Measured", "SymbolArrays", "measure_targets"]
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 
@@ -42,8 +43,7 @@ class SymbolArrays:
     times: np.ndarray  # epoch ns of ``bars``
     index: pd.DatetimeIndex  # the window's bars
     day_last: np.ndarray  # each day's last bar in the window
-    market: np.ndarray  # buy & hold's per-bar log returns over the window
-    buy_hold: float
+    market: Market  # buy & hold over the window
     basket: np.ndarray  # buy & hold's equity over the window (for the portfolio)
     _iso: dict[int, str] = field(default_factory=dict, repr=False)
 
@@ -62,7 +62,6 @@ class SymbolArrays:
         arrays = {c: np.ascontiguousarray(bars[c], dtype=np.float64) for c in _OHLCV}
         index = bars.index[first:]
         close = arrays["close"][first:]
-        market, buy_hold = market_returns(close)
         flags = session_last_bars(bars.index) if options.flat_at_close else np.zeros(stop, bool)
         return cls(
             symbol=data.symbol,
@@ -73,15 +72,15 @@ class SymbolArrays:
             times=bars.index.as_unit("ns").asi8,
             index=index,
             day_last=day_ends(index),
-            market=market,
-            buy_hold=buy_hold,
+            market=Market.of(close),
             basket=close / close[0] * options.capital,
         )
 
 
 @njit(cache=True, nogil=True)
-def _trades(table, times):  # pragma: no cover - compiled
-    # The engine's trade table as the statistics read it (SimResult.trades' formulas).
+def _trades(table, times, start):  # pragma: no cover - compiled
+    # The engine's trade table as the statistics read it (SimResult.trades' formulas), and
+    # each exit's bar in the window.
     count = table.shape[0]
     pnl = np.empty(count)
     returns = np.empty(count)
@@ -89,6 +88,7 @@ def _trades(table, times):  # pragma: no cover - compiled
     long = np.empty(count, np.bool_)
     entry_ns = np.empty(count, np.int64)
     exit_ns = np.empty(count, np.int64)
+    exit_bars = np.empty(count, np.int64)
     for k in range(count):
         side = table[k, 0]
         entry_price, exit_price, shares = table[k, 3], table[k, 4], table[k, 5]
@@ -97,23 +97,28 @@ def _trades(table, times):  # pragma: no cover - compiled
         returns[k] = pnl[k] / (entry_price * shares) * 100
         long[k] = side > 0
         entry_ns[k] = times[np.int64(table[k, 1])]
-        exit_ns[k] = times[np.int64(table[k, 2])]
-    return pnl, returns, commission, long, entry_ns, exit_ns
+        exit_bars[k] = np.int64(table[k, 2])
+        exit_ns[k] = times[exit_bars[k]]
+        exit_bars[k] -= start
+    return pnl, returns, commission, long, entry_ns, exit_ns, exit_bars
 
 
 @njit(cache=True, nogil=True)
-def _fill_and_measure(  # pragma: no cover - compiled
-    open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
+def _measure_rows(  # pragma: no cover - compiled
+    open_, close, targets, session_last, start, capital, per_share, minimum, max_fraction,
     slippage, allocation, fixed_shares, fractional, flat_at_close, times, day_last, market,
-    buy_hold, out,
+    spread, buy_hold, out,
 ):  # fmt: skip
-    equity, held, table, _ = _simulate_kernel(
-        open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
-        slippage, allocation, fixed_shares, fractional, flat_at_close,
-    )  # fmt: skip
-    pnl, returns, commission, long, entry_ns, exit_ns = _trades(table, times)
-    measure(equity, times[start:], day_last, capital, market, buy_hold, held, True, pnl,
-            returns, commission, long, entry_ns, exit_ns, out)  # fmt: skip
+    # Row r of out: the statistics of filling targets[r], as backtest_symbol measures them.
+    window = times[start:]
+    for r in range(targets.shape[0]):
+        equity, held, table, _ = _simulate_kernel(
+            open_, close, targets[r], session_last, start, capital, per_share, minimum,
+            max_fraction, slippage, allocation, fixed_shares, fractional, flat_at_close,
+        )  # fmt: skip
+        pnl, returns, commission, long, entry_ns, exit_ns, exit_bars = _trades(table, times, start)
+        measure(equity, window, day_last, capital, market, spread, buy_hold, held, True, pnl,
+                returns, commission, long, entry_ns, exit_ns, exit_bars, out[r])  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -125,7 +130,7 @@ def _fill(  # pragma: no cover - compiled
         open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
         slippage, allocation, fixed_shares, fractional, flat_at_close,
     )  # fmt: skip
-    return equity, np.abs(held), _trades(table, times)
+    return equity, np.abs(held), _trades(table, times, start)[:6]
 
 
 def _engine_args(options: BacktestOptions) -> tuple:
@@ -149,8 +154,7 @@ class _Union:
 
     index: pd.DatetimeIndex
     day_last: np.ndarray
-    market: np.ndarray
-    buy_hold: float
+    market: Market
     _iso: dict[int, str] = field(default_factory=dict, repr=False)
 
     def iso(self, position: int) -> str:
@@ -160,22 +164,53 @@ class _Union:
         return text
 
 
-def measure_symbols(
+@dataclass
+class Measured:
+    """Rows of statistics: ``values[r]`` is what :func:`._statistics_jit.measure` writes
+    for combination ``r`` (the drawdown's peak and trough as bars), ``iso`` names a bar of
+    the equity curve the rows measure (of ``bars`` bars) as an ISO string."""
+
+    values: np.ndarray  # (rows, SIZE)
+    iso: Callable[[int], str]
+    bars: int
+
+
+def measure_targets(
     symbols: list[SymbolArrays],
     targets: list[np.ndarray],
     options: BacktestOptions,
     cache: dict[str, Any],
-) -> Statistics:
-    """The statistics a backtest of these targets reports: one symbol's own, or the
-    portfolio's of several (as :func:`~.runner.combine` adds them up). ``cache`` keeps what
-    the portfolio's bars give every combination alike."""
+) -> Measured:
+    """The statistics backtests of these targets report, one row per combination:
+    ``targets[i]`` holds symbol ``i``'s target positions, one row per combination. One
+    symbol: its own statistics, in one compiled call; several: the portfolio's (as
+    :func:`~.runner.combine` adds them up). ``cache`` keeps what the portfolio's bars give
+    every combination alike."""
     args = _engine_args(options)
-    out = np.empty(SIZE)
+    rows = targets[0].shape[0]
+    out = np.empty((rows, SIZE))
     if len(symbols) == 1:
         s = symbols[0]
-        _fill_and_measure(s.data["open"], s.data["close"], targets[0], s.session_last, s.start,
-                          *args, s.times, s.day_last, s.market, s.buy_hold, out)  # fmt: skip
-        return from_measured(out, s.index, s.iso)
+        _measure_rows(s.data["open"], s.data["close"], targets[0], s.session_last, s.start,
+                      *args, s.times, s.day_last, s.market.centered, s.market.spread,
+                      s.market.total, out)  # fmt: skip
+        return Measured(out, s.iso, len(s.index))
+    union = None
+    for r in range(rows):
+        union = _measure_portfolio(symbols, [t[r] for t in targets], args, options, cache, out[r])
+    if union is None:
+        return Measured(out, str, 0)
+    return Measured(out, union.iso, len(union.index))
+
+
+def _measure_portfolio(
+    symbols: list[SymbolArrays],
+    targets: list[np.ndarray],
+    args: tuple,
+    options: BacktestOptions,
+    cache: dict[str, Any],
+    out: np.ndarray,
+) -> _Union:
     total = _PortfolioSum()
     trades = []
     for s, target in zip(symbols, targets):
@@ -190,7 +225,7 @@ def measure_symbols(
         index = pd.DatetimeIndex(total.times.view("M8[ns]"), name=total.name)
         if total.tz is not None:
             index = index.tz_localize("UTC").tz_convert(total.tz)
-        union = cache["union"] = _Union(index, day_ends(index), *market_returns(total.basket))
+        union = cache["union"] = _Union(index, day_ends(index), Market.of(total.basket))
     pnl, returns, commission, long, entry_ns, exit_ns = (
         np.concatenate(column) for column in zip(*trades)
     )
@@ -201,7 +236,11 @@ def measure_symbols(
         [np.full(len(t[0]), names.index(s.symbol)) for s, t in zip(symbols, trades)]
     )
     order = np.lexsort((owner, exit_ns))
-    measure(total.equity, union.index.as_unit("ns").asi8, union.day_last, total.capital,
-            union.market, union.buy_hold, total.held, True, pnl[order], returns[order],
-            commission[order], long[order], entry_ns[order], exit_ns[order], out)  # fmt: skip
-    return from_measured(out, union.index, union.iso)
+    times = union.index.as_unit("ns").asi8
+    exits = exit_ns[order]
+    market = union.market
+    measure(total.equity, times, union.day_last, total.capital, market.centered,
+            market.spread, market.total, total.held, True, pnl[order], returns[order],
+            commission[order], long[order], entry_ns[order], exits, bars_at(times, exits),
+            out)  # fmt: skip
+    return union

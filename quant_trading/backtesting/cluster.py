@@ -143,9 +143,9 @@ class DaskCluster:
 
     def batches(
         self, search, combos: Iterator[dict[str, Any]], planned: int
-    ) -> Iterator[tuple[int, list[dict[str, Any] | None]]]:
-        """(combinations done, their rows (None: refused)) per chunk, in the order of
-        ``combos``, computed by ``search.run`` on the cluster's workers."""
+    ) -> Iterator[tuple[int, Any]]:
+        """(combinations done, their rows) per chunk, in the order of ``combos``, computed
+        by ``search.run_batch`` on the cluster's workers."""
         client = self.client
         workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
         size = max(1, min(_CHUNK, math.ceil(planned / (workers * 8))))
@@ -174,9 +174,9 @@ class DaskCluster:
 _RUNNING = threading.Lock()
 
 
-def _run_chunk(search, chunk: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+def _run_chunk(search, chunk: list[dict[str, Any]]):
     with _RUNNING:
-        return [search.run(chosen) for chosen in chunk]
+        return search.run_batch(chunk)
 
 
 def _versions() -> dict[str, str]:

@@ -4,13 +4,16 @@
         --param FAST=5:20 --param SLOW=20:60:2 --objective sharpe
 
 :func:`optimize` is the library call beside :func:`~quant_trading.backtesting.runner.backtest`
-(same arguments, plus the search). Every combination runs the very code ``run_backtest`` runs
-(:func:`~.runner.backtest_symbol` per symbol, :func:`~.runner.combine` into the portfolio),
-so the best combination re-run through ``run_backtest`` gives the same statistics to the bit.
-What is shared across combinations is only what cannot change with the parameters: each
-symbol's bars are read once, and each distinct indicator (indicators are frozen dataclasses,
-their settings their identity) is computed once per symbol and reused by every combination
-that declares it.
+(same arguments, plus the search). Every combination runs the arithmetic ``run_backtest``
+runs (the engine's fill loop, the same compiled statistics, the portfolio summed in the same
+order; :mod:`._sweep`), so the best combination re-run through ``run_backtest`` gives the
+same statistics to the bit. What is shared across combinations is what cannot change with
+the parameters: each symbol's bars are read once, each indicator part is computed once per
+symbol and reused by every combination that declares it, and buy & hold's side of the
+statistics is computed once. Combinations go in batches: one compiled call fills and
+measures a batch's targets, and a strategy with a compiled rule
+(:class:`~quant_trading.strategy.CompiledRule`, e.g. MACD) computes a group's targets in one
+call too. Rows go straight into a table allocated for every planned combination.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ import pandas as pd
 from ..settings import split_symbols
 from ..strategy import Parameter, Strategy, StrategyConfig, StrategyError, configure
 from ..timeframes import Timeframe
-from ._sweep import SymbolArrays, measure_symbols
+from ._statistics_jit import FIELDS, PEAK, TROUGH
+from ._sweep import SymbolArrays, measure_targets
 from .datafiles import MissingDataError, SymbolData, load_symbol
 from .runner import BacktestOptions, WindowError, trading_window
-from .statistics import Statistics
+from .statistics import COUNTS, Statistics
 
 if TYPE_CHECKING:
     from .cluster import DaskCluster
@@ -442,7 +446,7 @@ def _search_table(
     cluster: DaskCluster | None = None,
 ) -> tuple[pd.DataFrame, int, bool]:
     """Run ``combos`` on ``search``: (the ranked table, combinations refused, interrupted)."""
-    rows: list[dict[str, Any]] = []
+    rows = _Table(planned, tuple(space.values))
     rejected = 0
     interrupted = False
     from tqdm import tqdm
@@ -460,25 +464,123 @@ def _search_table(
         else:
             batches = _batches(search, combos, planned, jobs, cluster)
         for done, batch in batches:
-            if not rows and not rejected:
+            first = not len(rows) and not rejected
+            rows.add(batch)  # kept before anything else: Ctrl-C may come at any moment
+            rejected += batch.rejected
+            if first:
                 log.info("first combinations done; %d to go", planned - done)
             bar.update(done)
-            rows += [row for row in batch if row is not None]
-            rejected += sum(row is None for row in batch)
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: %d of %d combinations done", len(rows) + rejected, planned)
     finally:
         bar.close()
-    table = _ranked(rows, space, objective, maximize, min_trades)
+    table = _ranked(rows.frame(), objective, maximize, min_trades)
     return table, rejected, interrupted
+
+
+#: Rows a search table has room for at first (a grid may plan millions of combinations).
+_ROOM = 1 << 16
+
+
+@dataclass
+class _Rows:
+    """Rows of the search table from one batch of combinations, as arrays: the searched
+    values of each combination run, :func:`._statistics_jit.measure`'s numbers for it, and
+    its drawdown's peak and trough as times; ``done`` counts the refused ones too."""
+
+    searched: list[tuple[Any, ...]]
+    values: np.ndarray  # (rows, at least len(FIELDS))
+    peaks: list[str | None]
+    troughs: list[str | None]
+    start: str
+    end: str
+    done: int
+
+    @classmethod
+    def none(cls, done: int = 0) -> _Rows:
+        """No rows (``done`` combinations refused)."""
+        return cls([], np.empty((0, len(FIELDS))), [], [], "", "", done)
+
+    def __len__(self) -> int:
+        return self.done
+
+    @property
+    def rejected(self) -> int:
+        """Combinations of the batch the strategy refused."""
+        return self.done - len(self.searched)
+
+    def statistic(self, row: int, name: str) -> float:
+        """Statistic ``name`` (a number) of row ``row``."""
+        return float(self.values[row, FIELDS.index(name)])
+
+
+class _Table:
+    """The search table, filled batch by batch into arrays allocated for the planned
+    combinations (no dict per row); a very large plan starts with room for
+    :data:`_ROOM` rows and doubles it as rows come."""
+
+    def __init__(self, planned: int, searched: tuple[str, ...]) -> None:
+        room = max(1, min(planned, _ROOM))
+        self.names = searched
+        self.searched = np.empty((room, len(searched)), object)
+        self.values = np.empty((room, len(FIELDS)))
+        self.peaks = np.empty(room, object)
+        self.troughs = np.empty(room, object)
+        self.start = self.end = ""
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, rows: _Rows) -> None:
+        """Append ``rows``."""
+        if not rows.searched:
+            return
+        at, stop = self._count, self._count + len(rows.searched)
+        if stop > len(self.values):
+            self._grow(max(stop, 2 * len(self.values)))
+        self.searched[at:stop] = rows.searched
+        self.values[at:stop] = rows.values[:, : len(FIELDS)]
+        self.peaks[at:stop] = rows.peaks
+        self.troughs[at:stop] = rows.troughs
+        self.start, self.end = rows.start, rows.end
+        self._count = stop
+
+    def _grow(self, room: int) -> None:
+        for name in ("searched", "values", "peaks", "troughs"):
+            old = getattr(self, name)
+            new = np.empty((room, *old.shape[1:]), old.dtype)
+            new[: self._count] = old[: self._count]
+            setattr(self, name, new)
+
+    def frame(self) -> pd.DataFrame:
+        """The rows so far: the searched parameters, then every Statistics field."""
+        count = self._count
+        columns: dict[str, Any] = {
+            name: self.searched[:count, i].tolist() for i, name in enumerate(self.names)
+        }
+        numbers = self.values[:count]
+        for f in fields(Statistics):
+            if f.name in ("start", "end"):
+                columns[f.name] = [getattr(self, f.name)] * count
+            elif f.name == "max_drawdown_peak":
+                columns[f.name] = self.peaks[:count]
+            elif f.name == "max_drawdown_trough":
+                columns[f.name] = self.troughs[:count]
+            elif f.name in COUNTS:
+                columns[f.name] = numbers[:, FIELDS.index(f.name)].astype(np.int64)
+            else:
+                columns[f.name] = numbers[:, FIELDS.index(f.name)]
+        return pd.DataFrame(columns)
 
 
 @dataclass
 class _Search:
     """What every combination shares: the bars, read once, each symbol's arrays and the
-    indicator memo. A combination costs its indicators' new parts, the strategy's
-    ``positions`` and one compiled call from the fill to the statistics (:mod:`._sweep`);
+    indicator memo. A batch of combinations costs their indicators' new parts, their
+    targets (the strategy's compiled rule, one call per group, or its ``positions`` per
+    combination) and one compiled call from the fills to the statistics (:mod:`._sweep`);
     no pandas, no backtest objects."""
 
     config: StrategyConfig
@@ -503,28 +605,69 @@ class _Search:
             self._symbols = [SymbolArrays.of(d, self.options) for d in self.datas]
         return self._symbols
 
-    def run(self, chosen: dict[str, Any]) -> dict[str, Any] | None:
-        """The searched values and statistics of one combination; None if the strategy
-        refuses it."""
-        config = self.config
-        try:
-            config.strategy.validate(chosen)
-            combo = StrategyConfig(config.strategy, chosen, config.timeframe, config.symbols)
-            indicators = combo.indicators  # an impossible period fails here
-        except ValueError as exc:
-            log.debug("%s refused: %s", chosen, exc)
-            return None
-        targets = []
-        for i, symbol in enumerate(self.symbols):
-            data = dict(symbol.data)  # as StrategyConfig.compute builds it
-            for indicator in indicators:
-                data.update(self.memo.columns(i, indicator, data))
-            targets.append(combo.positions_from(data))
-        # One symbol: its own statistics, as its cache file and the visualizer have them;
-        # several: the portfolio's.
-        stats = measure_symbols(self.symbols, targets, self.options, self._cache)
-        return {**{n: chosen[n] for n in self.searched}, **vars(stats)}
+    def run(self, chosen: dict[str, Any]) -> _Rows:
+        """The row of one combination (none if the strategy refuses it)."""
+        return self.run_batch([chosen])
 
+    def run_batch(self, batch: Sequence[dict[str, Any]]) -> _Rows:
+        """The rows of ``batch``'s combinations, in its order, leaving out those the strategy
+        refuses. The targets of all of them go to one compiled call per symbol; a strategy
+        with a :class:`~quant_trading.strategy.CompiledRule` computes each group's targets
+        in one call too, else its ``positions`` runs once per combination."""
+        accepted: list[StrategyConfig] = []
+        for chosen in batch:
+            try:
+                self.config.strategy.validate(chosen)
+                combo = StrategyConfig(self.config.strategy, chosen, self.config.timeframe,
+                                       self.config.symbols)  # fmt: skip
+                combo.indicators  # noqa: B018 - an impossible period fails here
+            except ValueError as exc:
+                log.debug("%s refused: %s", chosen, exc)
+                continue
+            accepted.append(combo)
+        if not accepted:
+            return _Rows.none(len(batch))
+        rule = self.config.strategy.compiled
+        groups: dict[Hashable, list[int]] = {}
+        for r, combo in enumerate(accepted):
+            key = rule.group(combo.params) if rule is not None else None
+            groups.setdefault(key, []).append(r)
+        values = np.empty((len(accepted), len(FIELDS) + 2))
+        for members in groups.values():
+            combos = [accepted[r] for r in members]
+            targets = [self._targets(i, s, combos) for i, s in enumerate(self.symbols)]
+            measured = measure_targets(self.symbols, targets, self.options, self._cache)
+            values[members] = measured.values
+        iso, bars = measured.iso, measured.bars
+        return _Rows(
+            searched=[tuple(c.params[n] for n in self.searched) for c in accepted],
+            values=values,
+            peaks=[iso(int(p)) if p >= 0 else None for p in values[:, PEAK]],
+            troughs=[iso(int(t)) if t >= 0 else None for t in values[:, TROUGH]],
+            start=iso(0) if bars else "",
+            end=iso(bars - 1) if bars else "",
+            done=len(batch),
+        )
+
+    def _targets(self, i: int, symbol: SymbolArrays, combos: list[StrategyConfig]) -> np.ndarray:
+        """Symbol ``i``'s target positions of ``combos`` (one row each)."""
+        out = np.empty((len(combos), len(symbol.data["close"])), np.int8)
+        rule = self.config.strategy.compiled
+        if rule is not None:
+            shared = lambda key, make: self.memo.part(i, key, make)  # noqa: E731
+            rule.positions(symbol.data, shared, [c.params for c in combos], out)
+            return out
+        for r, combo in enumerate(combos):
+            data = dict(symbol.data)  # as StrategyConfig.compute builds it
+            for indicator in combo.indicators:
+                data.update(self.memo.columns(i, indicator, data))
+            out[r] = combo.positions_from(data)
+        return out
+
+
+#: Combinations per batch of a strategy with a compiled rule: large enough for its groups
+#: to fill, small enough to keep the progress bar moving and lose little to Ctrl-C.
+_BATCH = 64
 
 #: The search a worker process runs (inherited when forked, else set by its initializer).
 _WORKER: _Search | None = None
@@ -539,8 +682,8 @@ def _start_worker(search: _Search | None) -> None:
         _WORKER = search
 
 
-def _run_batch(batch: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
-    return [_WORKER.run(chosen) for chosen in batch]
+def _run_batch(batch: list[dict[str, Any]]) -> _Rows:
+    return _WORKER.run_batch(batch)
 
 
 def _batches(
@@ -549,15 +692,20 @@ def _batches(
     planned: int,
     jobs: int,
     cluster: DaskCluster | None = None,
-) -> Iterator[tuple[int, list[dict[str, Any] | None]]]:
-    """(combinations done, their rows (None: refused)) in batches, in the order of
-    ``combos``, computed here, in ``jobs`` processes or on a Dask ``cluster``."""
+) -> Iterator[tuple[int, _Rows]]:
+    """(combinations done, their rows) in batches, in the order of ``combos``, computed
+    here, in ``jobs`` processes or on a Dask ``cluster``."""
     if cluster is not None:
         yield from cluster.batches(search, combos, planned)
         return
+    compiled = search.config.strategy.compiled is not None
     if jobs <= 1 or planned < 2:
-        for chosen in combos:
-            yield 1, [search.run(chosen)]
+        # A compiled rule takes a batch in one call (a grid's neighbours share a group:
+        # MACD's signal periods of one fast and slow); ``positions`` goes one combination at
+        # a time, so Ctrl-C keeps every one finished.
+        size = _BATCH if compiled else 1
+        for batch in iter(lambda: list(islice(combos, size)), []):
+            yield len(batch), search.run_batch(batch)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -565,7 +713,7 @@ def _batches(
     global _WORKER
     # Small batches keep the bar moving and lose little to Ctrl-C; large enough to make the
     # trip to a process worth it.
-    size = max(1, min(16, planned // (jobs * 8)))
+    size = max(1, min(_BATCH if compiled else 16, planned // (jobs * 8)))
     fork = "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if fork else "spawn")
     _WORKER = search  # forked workers inherit the bars instead of unpickling them
@@ -598,7 +746,7 @@ def _tpe_batches(
     objective: str,
     maximize: bool,
     min_trades: int,
-) -> Iterator[tuple[int, list[dict[str, Any] | None]]]:
+) -> Iterator[tuple[int, _Rows]]:
     """Optuna's TPE sampler (seeded: the same trials each time) proposes ``trials``
     combinations of ``space``, one at a time, each told its objective. A combination proposed
     again is told its earlier value and not run twice (so it adds no row); refused ones,
@@ -616,14 +764,13 @@ def _tpe_batches(
         chosen = space.complete({n: _suggest(trial, n, v) for n, v in space.values.items()})
         key = tuple(chosen[n] for n in space.values)
         if key in seen:
-            rows: list[dict[str, Any] | None] = []
+            rows = _Rows.none()
             value = seen[key]
         else:
-            row = search.run(chosen)
-            rows = [row]
+            rows = search.run(chosen)
             value = None
-            if row is not None and row["trades"] >= min_trades:
-                score = float(row[objective])
+            if rows.searched and rows.statistic(0, "trades") >= min_trades:
+                score = rows.statistic(0, objective)
                 value = score if math.isfinite(score) else None
             seen[key] = value
         if value is None:
@@ -667,15 +814,7 @@ def _load(
     return datas, skipped
 
 
-def _ranked(
-    rows: list[dict[str, Any]],
-    space: SearchSpace,
-    objective: str,
-    maximize: bool,
-    min_trades: int,
-) -> pd.DataFrame:
-    columns = [*space.values, *(f.name for f in fields(Statistics))]
-    table = pd.DataFrame(rows, columns=columns)
+def _ranked(table: pd.DataFrame, objective: str, maximize: bool, min_trades: int) -> pd.DataFrame:
     table["eligible"] = table["trades"] >= min_trades
     score = pd.to_numeric(table[objective], errors="coerce").astype(float)
     key = score if maximize else -score

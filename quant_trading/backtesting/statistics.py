@@ -27,12 +27,13 @@ agree exactly), except where noted:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-from ._statistics_jit import FIELDS, PEAK, SIZE, TROUGH, log_returns, measure
+from ._statistics_jit import FIELDS, PEAK, SIZE, TROUGH, market_terms, measure
 
 __all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
 
@@ -172,27 +173,37 @@ def day_ends(index: pd.DatetimeIndex) -> np.ndarray:
     return (len(days) - 1 - first_from_end).astype(np.int64)
 
 
-def market_returns(prices: np.ndarray) -> tuple[np.ndarray, float]:
-    """Buy & hold's per-bar log returns (for beta) and total return, of ``prices``."""
-    prices = np.ascontiguousarray(prices, dtype=np.float64)
-    if not len(prices):
-        return np.empty(0), math.nan
-    return log_returns(prices), float(prices[-1] / prices[0] - 1)
+@dataclass(frozen=True)
+class Market:
+    """What beta and alpha need of buy & hold over some prices, the same for every equity
+    curve measured against them (a parameter search computes it once per symbol): its
+    per-bar log returns minus their mean, the sum of their squares and its total return."""
+
+    centered: np.ndarray
+    spread: float
+    total: float
+
+    @classmethod
+    def of(cls, prices: np.ndarray) -> Market:
+        """Buy & hold of ``prices``."""
+        centered, spread, total = market_terms(np.ascontiguousarray(prices, dtype=np.float64))
+        return cls(centered, float(spread), float(total))
 
 
-def from_measured(out: np.ndarray, index: pd.DatetimeIndex, iso=None) -> Statistics:
-    """The :class:`Statistics` of :func:`._statistics_jit.measure`'s numbers, the times as
-    ISO strings of ``index`` (the equity curve's) positions, made by ``iso(position)`` if
-    given (a search keeps them, not worth making again per combination)."""
-    if iso is None:
-        iso = lambda i: index[i].isoformat()  # noqa: E731
+#: The Statistics fields that count (ints); the other numbers are floats.
+COUNTS = ("trades", "long_trades", "short_trades")
+
+
+def from_measured(out: np.ndarray, bars: int, iso: Callable[[int], str]) -> Statistics:
+    """The :class:`Statistics` of :func:`._statistics_jit.measure`'s numbers for an equity
+    curve of ``bars`` bars, whose times ``iso(position)`` gives as ISO strings."""
     values = dict(zip(FIELDS, out.tolist(), strict=False))
-    for name in ("trades", "long_trades", "short_trades"):
+    for name in COUNTS:
         values[name] = int(values[name])
     peak, trough = int(out[PEAK]), int(out[TROUGH])
     return Statistics(
-        start=iso(0) if len(index) else "",
-        end=iso(len(index) - 1) if len(index) else "",
+        start=iso(0) if bars else "",
+        end=iso(bars - 1) if bars else "",
         max_drawdown_peak=iso(peak) if peak >= 0 else None,
         max_drawdown_trough=iso(trough) if trough >= 0 else None,
         **values,
@@ -203,6 +214,15 @@ def _ns(times: pd.Series) -> np.ndarray:
     return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
+def bars_at(times: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The position in ``times`` (in order) of each of ``at``, -1 where it is not one of
+    them."""
+    found = np.minimum(np.searchsorted(times, at), max(len(times) - 1, 0))
+    if not len(times):
+        return np.full(len(at), -1, np.int64)
+    return np.where(times[found] == at, found, -1).astype(np.int64)
+
+
 def compute_statistics(
     equity: pd.Series, trades: pd.DataFrame, close: pd.Series, capital: float, position=None
 ) -> Statistics:
@@ -211,18 +231,21 @@ def compute_statistics(
     ``close`` prices over the same bars (for buy & hold, alpha and beta) and the starting
     ``capital``. ``position`` (shares held per bar) gives the exposure."""
     index = equity.index
+    times = index.as_unit("ns").asi8
+    exits = _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64)
     values = np.ascontiguousarray(equity.to_numpy(np.float64))
-    market, buy_hold = market_returns(close.to_numpy(np.float64))
+    market = Market.of(close.to_numpy(np.float64))
     has_held = position is not None and len(position) > 0
     held = np.ascontiguousarray(position if has_held else np.empty(0), dtype=np.float64)
     out = np.empty(SIZE)
     measure(
         values,
-        index.as_unit("ns").asi8,
+        times,
         day_ends(index),
         float(capital),
-        market,
-        buy_hold,
+        market.centered,
+        market.spread,
+        market.total,
         held,
         has_held,
         np.ascontiguousarray(trades["pnl"], dtype=np.float64),
@@ -230,7 +253,8 @@ def compute_statistics(
         np.ascontiguousarray(trades["commission"], dtype=np.float64),
         (trades["side"] == "long").to_numpy(bool),
         _ns(trades["entry_time"]) if len(trades) else np.empty(0, np.int64),
-        _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64),
+        exits,
+        bars_at(times, exits),
         out,
     )
-    return from_measured(out, index)
+    return from_measured(out, len(index), lambda i: index[i].isoformat())
