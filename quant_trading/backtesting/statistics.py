@@ -33,8 +33,6 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
-from ._statistics_jit import FIELDS, PEAK, SIZE, TROUGH, market_terms, measure
-
 __all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
 
 TRADING_DAYS = 252
@@ -186,6 +184,8 @@ class Market:
     @classmethod
     def of(cls, prices: np.ndarray) -> Market:
         """Buy & hold of ``prices``."""
+        from ._statistics_jit import market_terms
+
         centered, spread, total = market_terms(np.ascontiguousarray(prices, dtype=np.float64))
         return cls(centered, float(spread), float(total))
 
@@ -197,6 +197,8 @@ COUNTS = ("trades", "long_trades", "short_trades")
 def from_measured(out: np.ndarray, bars: int, iso: Callable[[int], str]) -> Statistics:
     """The :class:`Statistics` of :func:`._statistics_jit.measure`'s numbers for an equity
     curve of ``bars`` bars, whose times ``iso(position)`` gives as ISO strings."""
+    from ._statistics_jit import FIELDS, PEAK, TROUGH
+
     values = dict(zip(FIELDS, out.tolist(), strict=False))
     for name in COUNTS:
         values[name] = int(values[name])
@@ -230,6 +232,9 @@ def compute_statistics(
     ``trades`` (as from :func:`~quant_trading.backtesting.engine.simulate`), the traded
     ``close`` prices over the same bars (for buy & hold, alpha and beta) and the starting
     ``capital``. ``position`` (shares held per bar) gives the exposure."""
+    # Compiled code only here: a chart that only reads statistics never loads numba.
+    from ._statistics_jit import SIZE, measure
+
     index = equity.index
     times = index.as_unit("ns").asi8
     exits = _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64)
