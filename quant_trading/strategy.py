@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import pkgutil
 import sys
@@ -99,6 +100,8 @@ class Parameter:
             return "" if value in self.choices else f"must be one of {', '.join(self.choices)}"
         if self.kind not in (int, float):
             return ""
+        if not math.isfinite(value):  # nan passes every comparison below
+            return "must be a finite number"
         if self.bounds is None:
             return "" if value > 0 else "must be positive"
         low, high = self.bounds

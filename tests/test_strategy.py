@@ -11,7 +11,13 @@ import pytest
 
 from quant_trading.macd import macd
 from quant_trading.signals import crosses, hold, limit_sides
-from quant_trading.strategy import StrategyError, configure, get_strategy, registered_strategies
+from quant_trading.strategy import (
+    Parameter,
+    StrategyError,
+    configure,
+    get_strategy,
+    registered_strategies,
+)
 from strategies.macd import positions
 
 NAN = np.nan
@@ -102,3 +108,10 @@ def test_readme_example_strategy_is_one_new_file(tmp_path, monkeypatch):
         config, data, BacktestOptions(start=pd.Timestamp("2026-09-01", tz="America/New_York"))
     )
     assert result.statistics.trades > 5
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_a_float_setting_must_be_finite_even_within_bounds(text):
+    level = Parameter("LEVEL", 30.0, float, bounds=(0, 100))
+    with pytest.raises(StrategyError, match="LEVEL='.*' must be a finite number"):
+        level.parse(text, "LEVEL")
