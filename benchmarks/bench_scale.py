@@ -1,6 +1,6 @@
 """Backtests at scale: whole ``run_backtest`` processes on many symbols and long histories.
 
-    python benchmarks/bench_scale.py [--runs 3] [--quick] [--jobs N] [--no-peer]
+    python benchmarks/bench_scale.py [--runs 3] [--quick] [--case TEXT] [--jobs N] [--no-peer]
 
 Every figure is a whole process, from start to exit with the results cache written, as a
 user runs it: ``python -m quant_trading.backtesting.run_backtest --timeframe 5m --data-dir D
@@ -328,6 +328,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true",
                         help=f"only: {', '.join(sorted(QUICK))}; one timed run each")  # fmt: skip
+    parser.add_argument("--case", action="append", metavar="TEXT",
+                        help="only the cases whose label contains TEXT (repeatable), "
+                        "e.g. --case '200 symbols'")  # fmt: skip
     parser.add_argument("--jobs", help="pass --jobs N to every run (default: its own choice)")
     parser.add_argument("--no-peer", action="store_true", help="skip backtesting.py")
     parser.add_argument("--data-root", type=Path,
@@ -335,6 +338,10 @@ def main() -> None:
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
     cases = [c for c in CASES if c.label in QUICK] if args.quick else CASES
+    if args.case:
+        cases = [c for c in cases if any(text in c.label for text in args.case)]
+        if not cases:
+            parser.error(f"no case matches {args.case}")
     env = {**os.environ, "ACTIVE_STRATEGY": "MACD", "TQDM_DISABLE": "1"}
     env.pop("QT_JOBS_MIN_BARS", None)
     args.data_root.mkdir(parents=True, exist_ok=True)
@@ -355,9 +362,9 @@ def main() -> None:
     for case in cases:
         row = run_case(case, args.data_root, runs, args.jobs, env)
         rows[case.label] = row
-        if startup is None:
+        if case is CASES[0]:
             startup = row.median
-        net = (row.median - startup) / row.bars * 1e6 if row.bars else float("nan")
+        net = (row.median - startup) / row.bars * 1e6 if row.bars and startup else float("nan")
         print(f"{case.label:<26} {row.bars:>10,} {row.first:>8.2f} {row.median:>9.2f} "
               f"{row.peak_bytes / 2**20:>8,.0f} {row.max_rss / 2**20:>8,.0f} "
               f"{row.results_bytes / 1e6:>10,.1f} "

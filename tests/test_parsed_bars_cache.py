@@ -9,13 +9,15 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from cli_runner import run_module
 
-from quant_trading import csv_store
+from quant_trading import bars_cache, csv_store
 from quant_trading.bars_cache import CACHE_FOLDER, cache_file, load_bars
 from quant_trading.csv_store import DataFileError, parse_bars, read_bars
 
@@ -84,6 +86,72 @@ def test_a_new_mtime_is_parsed_again(csv):
     again = load_bars(csv)
     assert not again.cached
     pd.testing.assert_frame_equal(again.bars, read_bars(csv, indicators=()))
+
+
+class _Hashes:
+    """Counts the loads that read and hash the file (the rest trusted stat)."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        digest = bars_cache._digest
+
+        def counting(path):
+            self.count += 1
+            return digest(path)
+
+        monkeypatch.setattr(bars_cache, "_digest", counting)
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Every load happens 10 s after the file's last change, as when a run starts on files
+    downloaded a while ago."""
+    now = time.time_ns
+    monkeypatch.setattr(bars_cache, "time", SimpleNamespace(time_ns=lambda: now() + 10**10))
+
+
+def test_a_file_changed_just_before_it_was_hashed_is_hashed_on_every_load(csv, monkeypatch):
+    # Within SETTLED_SECONDS of its last change a rewrite could keep its times: only the
+    # content can tell.
+    hashes = _Hashes(monkeypatch)
+    assert [load_bars(csv).cached for _ in range(3)] == [False, True, True]
+    assert hashes.take() == 3  # every load hashed it
+
+
+def test_stat_vouches_for_a_settled_file_until_anything_about_it_changes(csv, monkeypatch, later):
+    hashes = _Hashes(monkeypatch)
+    first = load_bars(csv)
+    assert not first.cached and hashes.take() == 1
+    again = load_bars(csv)
+    assert again.cached and hashes.take() == 0  # not read at all
+    assert again.sha256 == first.sha256 == hashlib.sha256(csv.read_bytes()).hexdigest()
+    pd.testing.assert_frame_equal(again.bars, first.bars, check_freq=True)
+    # a new ctime (chmod) without new content: hashed once, served, and trusted again
+    csv.chmod(0o600)
+    assert load_bars(csv).cached and hashes.take() == 1
+    assert load_bars(csv).cached and hashes.take() == 0
+    # new content at the same size, mtime put back: its ctime moved, so it is hashed
+    before = os.stat(csv)
+    time.sleep(0.05)  # past the file system's timestamp step (a clock tick)
+    csv.write_text(csv.read_text().replace("10.45,11.00", "10.46,11.00", 1))
+    os.utime(csv, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(csv).st_size == before.st_size
+    got = load_bars(csv)
+    assert not got.cached and got.bars["open"].iloc[15] == 10.46
+
+
+def test_a_copied_data_folder_is_hashed_once_then_trusted(csv, tmp_path, monkeypatch, later):
+    load_bars(csv)
+    copy = Path(shutil.copytree(csv.parent, tmp_path / "copy")) / csv.name  # keeps mtimes
+    assert (copy.parent / CACHE_FOLDER / f"{csv.name}.arrow").exists()
+    hashes = _Hashes(monkeypatch)
+    assert load_bars(copy).cached and hashes.take() == 1  # another inode: hashed
+    assert load_bars(copy).cached and hashes.take() == 0
+    assert load_bars(csv).cached and hashes.take() == 0  # the original's entry is its own
 
 
 def test_a_damaged_or_foreign_entry_is_never_served(csv):

@@ -31,7 +31,14 @@ from ..bars_cache import load_bars
 from ..csv_store import DataFileError
 from ..timeframes import Timeframe, parse_timeframe
 
-__all__ = ["SymbolData", "find_bars_file", "load_symbol", "MissingDataError", "estimate_rows"]
+__all__ = [
+    "SymbolData",
+    "find_bars_file",
+    "load_symbol",
+    "symbol_files",
+    "MissingDataError",
+    "estimate_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,24 @@ def _listing(data_dir: str | Path) -> dict[str, Path]:
     return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
 
 
+def symbol_files(
+    data_dir: str | Path, symbols: list[str], timeframe: Timeframe | str
+) -> list[list[tuple[Path, Timeframe]]]:
+    """Each symbol's candidate files (as :func:`load_symbol` takes them in ``found``), from one
+    listing of the folder: a run over many symbols lists it once, not once per symbol (5 ms
+    each in a folder of 400 files)."""
+    present = _listing(data_dir)
+    return [_found_files(data_dir, symbol, timeframe, present) for symbol in symbols]
+
+
+def _missing(data_dir: str | Path, symbol: str, tf: Timeframe) -> MissingDataError:
+    return MissingDataError(
+        f"{Path(data_dir)}: no {tf.name} data for {symbol.upper()} "
+        f"(looked for {symbol.upper()}_{tf.name}_bars_macd.csv, {symbol.upper()}_{tf.name}.csv "
+        "or a finer file to aggregate)"
+    )
+
+
 def find_bars_file(
     data_dir: str | Path, symbol: str, timeframe: Timeframe | str
 ) -> tuple[Path, Timeframe]:
@@ -94,23 +119,26 @@ def find_bars_file(
     found = _found_files(data_dir, symbol, timeframe)
     if found:
         return found[0]
-    tf = parse_timeframe(timeframe)
-    folder = Path(data_dir)
-    raise MissingDataError(
-        f"{folder}: no {tf.name} data for {symbol.upper()} "
-        f"(looked for {symbol.upper()}_{tf.name}_bars_macd.csv, {symbol.upper()}_{tf.name}.csv "
-        "or a finer file to aggregate)"
-    )
+    raise _missing(data_dir, symbol, parse_timeframe(timeframe))
 
 
-def load_symbol(data_dir: str | Path, symbol: str, timeframe: Timeframe | str) -> SymbolData:
+def load_symbol(
+    data_dir: str | Path,
+    symbol: str,
+    timeframe: Timeframe | str,
+    found: list[tuple[Path, Timeframe]] | None = None,
+) -> SymbolData:
     """Read the symbol's best file for ``timeframe`` and aggregate it if it is finer.
+    ``found``: the symbol's files from :func:`symbol_files` (else the folder is listed).
 
     Indicator columns in the file are dropped: they are always recomputed.
     """
     tf = parse_timeframe(timeframe)
-    found = _found_files(data_dir, symbol, tf)
-    path, source_tf = found[0] if found else find_bars_file(data_dir, symbol, tf)  # raises
+    if found is None:
+        found = _found_files(data_dir, symbol, tf)
+    if not found:
+        raise _missing(data_dir, symbol, tf)
+    path, source_tf = found[0]
     # Another file of the same bar size is what a download shadows (AAPL_5m_bars_macd.csv
     # over AAPL_5m.csv); finer files are always lower and not worth a mention.
     unused = tuple(other for other, other_tf in found[1:] if other_tf == source_tf)

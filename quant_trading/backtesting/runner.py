@@ -30,7 +30,7 @@ from ..settings import split_symbols
 from ..strategy import Strategy, StrategyConfig, configure
 from ..timeframes import Timeframe, parse_time
 from .cache import CacheStage, stage_file
-from .datafiles import MissingDataError, SymbolData, load_symbol
+from .datafiles import MissingDataError, SymbolData, load_symbol, symbol_files
 from .engine import Costs, Refused, Sizing, simulate
 from .statistics import Statistics, compute_statistics
 
@@ -385,16 +385,17 @@ class _Outcome:
 
 
 def _run_one(
-    symbol: str,
+    task: tuple[str, list[tuple[Path, Timeframe]]],
     config: StrategyConfig,
     data_dir: str,
     options: BacktestOptions,
     stage_folder: Path | None,
     keep_series: bool,
 ) -> _Outcome:
-    # Top-level so worker processes can pickle it.
+    # Top-level so worker processes can pickle it. ``task``: the symbol and its files.
+    symbol, found = task
     try:
-        data = load_symbol(data_dir, symbol, config.timeframe)
+        data = load_symbol(data_dir, symbol, config.timeframe, found)
     except MissingDataError as exc:
         return _Outcome(symbol, why=str(exc))
     try:
@@ -406,26 +407,29 @@ def _run_one(
     return _Outcome(symbol, kept, _PortfolioPart.of(result), staged)
 
 
-def _outcomes(symbols: list[str], jobs: int, *args) -> Iterator[_Outcome]:
-    """Each symbol's outcome, in the order of ``symbols``, from ``jobs`` processes. A few
-    symbols are handed out ahead, not all: finished outcomes wait in memory for their turn."""
-    if jobs <= 1 or len(symbols) <= 1:
-        for symbol in symbols:
-            yield _run_one(symbol, *args)
+def _outcomes(tasks: list[tuple], jobs: int, *args) -> Iterator[_Outcome]:
+    """Each task's outcome (a symbol and its files), in order, from ``jobs`` processes. A
+    few are handed out ahead, not all: finished outcomes wait in memory for their turn."""
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _run_one(task, *args)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # The first symbol runs here: it loads the compiled kernels, which forked workers then
     # inherit instead of each spending ~0.7 s of CPU loading them again.
-    yield _run_one(symbols[0], *args)
+    first = _run_one(tasks[0], *args)
     fork = "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork") if fork else None
-    workers = min(jobs, len(symbols) - 1)
-    todo = iter(symbols[1:])
+    workers = min(jobs, len(tasks) - 1)
+    todo = iter(tasks[1:])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
             pending = deque(pool.submit(_run_one, s, *args) for s in islice(todo, 4 * workers))
+            # Only now, with the workers forked, may the caller start threads (the cache
+            # stage's flushing): a fork copies no thread, nor a lock one of them held.
+            yield first
             while pending:
                 outcome = pending.popleft().result()
                 pending.extend(pool.submit(_run_one, s, *args) for s in islice(todo, 1))
@@ -474,7 +478,9 @@ def run_symbols(
         skipped: dict[str, str] = {}
         total = _PortfolioSum()
         folder = stage.folder if stage else None
-        for outcome in _outcomes(symbols, jobs, config, data_dir, options, folder, keep_series):
+        # The folder is listed once, here, and each symbol's files travel with it.
+        tasks = list(zip(symbols, symbol_files(data_dir, symbols, config.timeframe)))
+        for outcome in _outcomes(tasks, jobs, config, data_dir, options, folder, keep_series):
             bar.update()
             if outcome.result is None:
                 skipped[outcome.symbol] = outcome.why
