@@ -13,9 +13,10 @@ import pytest
 from quant_trading.backtesting.datafiles import load_symbol
 from quant_trading.backtesting.runner import BacktestOptions, backtest_symbol
 from quant_trading.bars import Bar
+from quant_trading.sessions import session_close
 from quant_trading.strategy import configure
 from quant_trading.trading.blotter import Blotter, PaperStateError, ledger
-from quant_trading.trading.book import PaperBook, session_close
+from quant_trading.trading.book import PaperBook
 from quant_trading.trading.orders import book_tag, client_order_id, fills_from_trades
 from quant_trading.trading.poster import check_dashboard_url
 

@@ -11,13 +11,12 @@ trading days or as 24 hours.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
-from functools import cache
 
 import pandas as pd
 
 from ..bars import EXCHANGE_TZ
+from ..sessions import nyse_calendar
 from ..timeframes import IB_BAR_SIZES, IB_MAX_DURATION, parse_timeframe
 
 __all__ = [
@@ -116,17 +115,8 @@ def check_bar_size(text: str) -> str:
     return size
 
 
-@cache
-def _calendar():
-    import exchange_calendars
-
-    with warnings.catch_warnings():  # pandas deprecation noise inside the library
-        warnings.simplefilter("ignore")
-        return exchange_calendars.get_calendar("XNYS", start="1990-01-02")
-
-
 def _session_days(start: pd.Timestamp, end: pd.Timestamp) -> set:
-    calendar = _calendar()
+    calendar = nyse_calendar()
     first = max(start.tz_convert(EXCHANGE_TZ).normalize().tz_localize(None), calendar.first_session)
     last = min(end.tz_convert(EXCHANGE_TZ).normalize().tz_localize(None), calendar.last_session)
     if first > last:

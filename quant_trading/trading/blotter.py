@@ -118,14 +118,16 @@ class PaperFolder:
             json.dump(doc, handle, indent=2)
             handle.write("\n")
 
-    def check_settings(self, settings: PaperSettings) -> None:
-        """Refuse a run whose settings differ from the folder's (one line)."""
-        stored, _ = self.load_state()
+    def window_starts(self, settings: PaperSettings) -> dict[str, pd.Timestamp]:
+        """Each book's window start, for a run with ``settings``; a folder made with other
+        settings is refused (one line)."""
+        stored, starts = self.load_state()
         if stored is not None and stored != settings:
             raise PaperStateError(
                 f"{self.state_path} was made with {stored.describe()}; this run has "
                 f"{settings.describe()}: use the same settings or another --dir"
             )
+        return starts
 
     # -- posted.csv
     def posted(self) -> dict[str, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -28,10 +27,11 @@ import pandas as pd
 from ..backtesting.engine import EXIT_REASONS, simulate
 from ..backtesting.runner import BacktestOptions
 from ..bars import EXCHANGE_TZ, Bar
+from ..sessions import session_close
 from ..timeframes import Timeframe
 from .orders import PaperFill, fills_from_trades
 
-__all__ = ["BookStatus", "PaperBook", "session_close"]
+__all__ = ["BookStatus", "PaperBook"]
 
 
 @dataclass(frozen=True)
@@ -173,28 +173,6 @@ class PaperBook:
     def _ends_session(self, time: pd.Timestamp) -> bool:
         end = time + pd.Timedelta(seconds=self.timeframe.seconds)
         return end >= self.closes(time)
-
-
-@cache
-def _calendar():
-    import warnings
-
-    import exchange_calendars
-
-    with warnings.catch_warnings():  # pandas deprecation noise inside the library
-        warnings.simplefilter("ignore")
-        return exchange_calendars.get_calendar("XNYS")
-
-
-def session_close(time: pd.Timestamp) -> pd.Timestamp:
-    """When the NYSE session of ``time``'s New York date closes (13:00 on half days), from
-    exchange_calendars' XNYS; 16:00 on a day it does not list as a session."""
-    day = time.tz_convert(EXCHANGE_TZ).normalize()
-    calendar = _calendar()
-    label = day.tz_localize(None)
-    if calendar.first_session <= label <= calendar.last_session and calendar.is_session(label):
-        return calendar.session_close(label).tz_convert(EXCHANGE_TZ)
-    return day + pd.Timedelta(hours=16)
 
 
 def _stamp(ns: int) -> pd.Timestamp:

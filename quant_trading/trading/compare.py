@@ -18,10 +18,10 @@ import pandas as pd
 
 from ..backtesting.datafiles import load_symbol
 from ..backtesting.runner import backtest_symbol
+from ..sessions import session_close
 from ..strategy import configure
 from ..timeframes import parse_timeframe
 from .blotter import PaperFolder, PaperStateError
-from .book import session_close
 from .orders import PaperFill, fills_from_trades
 
 __all__ = ["BookComparison", "compare_folder", "report"]

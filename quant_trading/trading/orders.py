@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..backtesting.engine import Costs
+from ..bars import EXCHANGE_TZ
 from ..timeframes import Timeframe
 
 __all__ = ["PaperFill", "book_tag", "client_order_id", "fills_from_trades", "ROLES"]
@@ -64,7 +65,7 @@ def client_order_id(
 ) -> str:
     """``MACD.3f9a1c-5m-AAPL-20261030-1005-E``: the same for the same decision, every run
     (at most 64 characters: a long tag is shortened to a digest)."""
-    stamp = bar_time.tz_convert("America/New_York").strftime("%Y%m%d-%H%M")
+    stamp = bar_time.tz_convert(EXCHANGE_TZ).strftime("%Y%m%d-%H%M")
     tail = f"-{timeframe}-{symbol}-{stamp}-{ROLES[role]}"
     if len(tag) + len(tail) > _MAX_ID:
         tag = hashlib.sha256(tag.encode()).hexdigest()[: max(8, _MAX_ID - len(tail))]

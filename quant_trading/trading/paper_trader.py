@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..bars import EXCHANGE_TZ
 from ..csv_store import DataFileError, bars_filename, read_bars, write_bars
 from ..data.live_bars import FinishedBar, LiveBars
 from ..data.market_data_tracker import MIN_HISTORY_BARS, MarketDataTracker
@@ -93,8 +94,7 @@ class PaperTrader(MarketDataTracker):
         super().__init__(symbols, timeframes, strategy=strategy, **tracker)
         self.paper, self.options = settings, settings.backtest_options()
         self.folder = PaperFolder(folder)
-        self.folder.check_settings(settings)
-        _, self.starts = self.folder.load_state()
+        self.starts = self.folder.window_starts(settings)
         self.known = self.folder.blotter.ids()
         self.poster = poster
         self.show_bars, self.save_every = show_bars, save_every
@@ -140,9 +140,8 @@ class PaperTrader(MarketDataTracker):
         )
         for item in items:
             book.add(item.bar, item.position)
-        mine = [f for f in self.known.values() if (f.symbol, f.timeframe) == (symbol, tf.name)]
-        if mine:
-            held = ledger(mine)
+        held = ledger(self._fills_of(symbol, tf))
+        if held.orders:
             self.output(
                 f"{key}: from the blotter: {_position(held.position, held.average_price)}, "
                 f"realized {held.realized:+,.2f} ({held.orders} order{'s' * (held.orders != 1)})"
@@ -172,7 +171,7 @@ class PaperTrader(MarketDataTracker):
 
     def _now(self) -> pd.Timestamp:
         epoch = self._tws_time() or time.time()
-        return pd.Timestamp(epoch, unit="s", tz="UTC").tz_convert("America/New_York")
+        return pd.Timestamp(epoch, unit="s", tz="UTC").tz_convert(EXCHANGE_TZ)
 
     # ---------------------------------------------------------------- bars
     def _store(self, items: list[FinishedBar]) -> None:
