@@ -225,8 +225,8 @@ def test_ctrl_c_writes_what_is_done(folders, tmp_path):
         with contextlib.suppress(queue.Empty):
             seen.append(lines.get(timeout=1))
     process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)  # its report is small: the pipe cannot fill before it exits
     stdout = process.stdout.read()
-    process.wait(timeout=60)
     reader.join(timeout=10)
     stderr = "".join(seen) + "".join(lines.queue)
     assert process.returncode == 130, stderr
