@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from numba import njit
+
+from quant_trading.jit import njit
 
 from .macd import macd
 from .timeframes import EXCHANGE_TZ, Timeframe, parse_timeframe

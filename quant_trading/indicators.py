@@ -26,7 +26,8 @@ from functools import partial
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
-from numba import njit
+
+from quant_trading.jit import njit
 
 from .drawing import PRICE_PANEL, Drawing, Line, Plot, macd_drawing
 from .macd import MacdLine, MacdState, check_periods, macd, macd_line, macd_of_line

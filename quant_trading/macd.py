@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from quant_trading.jit import njit
 
 __all__ = [
     "MacdLine",

@@ -7,7 +7,8 @@ Pure and vectorized over numpy arrays; every function decides bar t from bars up
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from quant_trading.jit import njit
 
 __all__ = ["MODES", "crosses", "hold", "limit_sides"]
 

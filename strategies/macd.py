@@ -13,9 +13,9 @@ the two equal on real bars).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from quant_trading.indicators import MACD
+from quant_trading.jit import njit
 from quant_trading.macd import check_periods
 from quant_trading.signals import MODES, crosses, hold, limit_sides
 from quant_trading.strategy import CompiledRule, Parameter, Strategy

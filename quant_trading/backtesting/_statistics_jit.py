@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from quant_trading.jit import njit
 
 __all__ = ["FIELDS", "PEAK", "TROUGH", "SIZE", "measure", "market_terms", "log_returns"]
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numba import njit
+
+from quant_trading.jit import njit
 
 from ._statistics_jit import SIZE, measure
 from .datafiles import SymbolData

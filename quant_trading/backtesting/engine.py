@@ -30,7 +30,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from numba import njit
+
+from quant_trading.jit import njit
 
 __all__ = [
     "Costs",
