@@ -178,20 +178,26 @@ def log_returns(values):  # pragma: no cover - compiled
     are more than about 3% apart. Both agree with ``np.log`` to an ulp or so (the series is
     the more exact: it does not round the ratio first)."""
     n = max(len(values) - 1, 0)
-    out = np.empty(n)
+    return _weighted_log_returns(values, np.ones(n), np.empty(n))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _weighted_log_returns(values, weights, out):  # pragma: no cover - compiled
+    # out[i] = log(values[i+1] / values[i]) * weights[i], the log as log_returns says.
+    n = len(out)
     for lo in range(0, n, _BLOCK):
         hi = min(lo + _BLOCK, n)
         far = 0
         for i in range(lo, hi):
             a, b = values[i], values[i + 1]
             z = (b - a) / (b + a)
-            out[i] = _atanh2(z)
+            out[i] = _atanh2(z) * weights[i]
             far += not abs(z) < _NEAR  # NaN too
         if far:  # rare: only this block is walked again
             for i in range(lo, hi):
                 a, b = values[i], values[i + 1]
                 if not abs((b - a) / (b + a)) < _NEAR:
-                    out[i] = math.log(b / a)
+                    out[i] = math.log(b / a) * weights[i]
     return out
 
 
@@ -234,18 +240,18 @@ def market_terms(prices):  # pragma: no cover - compiled
     return centered, _sum(squares), prices[len(prices) - 1] / prices[0] - 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _beta(values, centered, spread):  # pragma: no cover - compiled
     # Sample covariance of the per-bar log returns with buy & hold's over its variance
-    # (ddof 1; the 1/(n-1) factors cancel but are kept, as np.cov has them).
-    if len(values) < 3 or len(centered) != len(values) - 1:
+    # (ddof 1; the 1/(n-1) factors cancel but are kept, as np.cov has them). Buy & hold's
+    # returns come centred, so ours need not be: the sum of their products is n - 1 times
+    # the covariance, and each product is made as its log return is (see log_returns),
+    # with no array of returns and no pass for their mean.
+    n = len(values) - 1
+    if n < 2 or len(centered) != n:
         return math.nan
-    ours = log_returns(values)
-    mean_ours = _mean(ours)
-    products = np.empty(len(ours))
-    for i in range(len(ours)):
-        products[i] = (ours[i] - mean_ours) * centered[i]
-    dof = len(ours) - 1
+    products = _weighted_log_returns(values, centered, np.empty(n))
+    dof = n - 1
     return _ratio(_sum(products) / dof, spread / dof)
 
 
