@@ -5,7 +5,8 @@ The few names a script needs, in the spirit of ``from backtesting import Backtes
     from quant_trading import Parameter, Strategy, backtest
 
 * :class:`Strategy`, :class:`Parameter`: write a strategy (indicators from
-  :mod:`quant_trading.indicators`, signal helpers from :mod:`quant_trading.signals`);
+  :mod:`quant_trading.indicators`, signal helpers from :mod:`quant_trading.signals`), and
+  :class:`CompiledRule`, its rule compiled for fast parameter searches;
 * :func:`backtest`: run it (or a registered strategy by name) on stored bars;
 * :func:`optimize`: search its parameters (grid, random, Optuna) on stored bars;
 * :func:`walk_forward`: choose them on each past window, trade them on the next one;
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Strategy",
     "Parameter",
+    "CompiledRule",
     "backtest",
     "optimize",
     "walk_forward",
@@ -33,6 +35,7 @@ __all__ = [
 _LAZY = {
     "Strategy": "quant_trading.strategy",
     "Parameter": "quant_trading.strategy",
+    "CompiledRule": "quant_trading.strategy",
     "backtest": "quant_trading.backtesting.runner",
     "optimize": "quant_trading.backtesting.optimize",
     "walk_forward": "quant_trading.backtesting.walk_forward",

@@ -23,7 +23,7 @@ from quant_trading.backtesting.engine import simulate
 from quant_trading.backtesting.optimize import _IndicatorMemo, optimize
 from quant_trading.backtesting.statistics import Statistics, compute_statistics
 from quant_trading.csv_store import read_bars, write_bars
-from quant_trading.indicators import MACD
+from quant_trading.indicators import EMA, MACD
 from quant_trading.macd import macd, macd_line, macd_of_line
 from quant_trading.signals import MODES
 from strategies import macd as macd_strategy
@@ -173,6 +173,48 @@ def test_macd_rows_the_same_with_and_without_its_compiled_rule(real):
     slow = optimize(plain, ["UPRO"], "1m", data_dir=real, grid=grid)
     assert len(fast.table) == 16
     pd.testing.assert_frame_equal(fast.table, slow.table)
+
+
+def _above_ema(data, params):
+    above = data["close"] > data["EMA"]
+    return np.where(np.isnan(data["EMA"]), 0, np.where(above, 1, -1)).astype(np.int8)
+
+
+def _above_ema_compiled(data, shared, combos, out):
+    # The same rule for every period at once; each EMA through the search's memo.
+    for r, combo in enumerate(combos):
+        period = combo["PERIOD"]
+        columns = shared(("EMA", period), lambda p=period: EMA(p).compute(data))
+        out[r] = _above_ema({"close": data["close"], **columns}, combo)
+
+
+def test_a_strategy_of_ones_own_with_a_compiled_rule(bundled):
+    """A user's strategy declares a CompiledRule (imported from the facade): the search
+    uses it, and its rows equal the search without it and each row's backtest."""
+    from quant_trading import CompiledRule, Parameter, Strategy
+
+    calls = []
+
+    def group(params):
+        calls.append(params["PERIOD"])
+        return None
+
+    strategy = Strategy(
+        name="ABOVE_EMA",
+        description="long above the EMA, short below",
+        parameters=(Parameter("PERIOD", 20, int, bounds=(2, 500)),),
+        indicators=lambda params: [EMA(params["PERIOD"])],
+        positions=_above_ema,
+        compiled=CompiledRule(group=group, positions=_above_ema_compiled),
+    )
+    grid = {"PERIOD": "10,40,90"}
+    options = dict(start="2026-06-01")
+    fast = optimize(strategy, ["AAPL"], "5m", data_dir=bundled, grid=grid, **options)
+    slow = optimize(replace(strategy, compiled=None), ["AAPL"], "5m", data_dir=bundled,
+                    grid=grid, **options)  # fmt: skip
+    assert sorted(calls) == [10, 40, 90]
+    pd.testing.assert_frame_equal(fast.table, slow.table)
+    assert_rows_are_backtests(fast, strategy, ["AAPL"], "5m", bundled, **options)
 
 
 def _plain_statistics(values, times, capital, held, exit_ns):
