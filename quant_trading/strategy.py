@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -290,9 +291,13 @@ def _from_module(module, found: dict[str, Strategy], where: str) -> None:
             found[key] = spec
 
 
+#: The start of the module names strategy files from a --strategy-path folder get.
+_FILE_MODULE = "_qt_strategy_"
+
+
 def _load_file(path: Path):
-    # A unique, importable name: worker processes (--jobs) find the functions by it.
-    name = f"_qt_strategy_{path.parent.name}_{path.stem}".replace("-", "_").replace(".", "_")
+    # A unique, importable name: worker processes (--jobs, Dask) find the functions by it.
+    name = re.sub(r"\W", "_", f"{_FILE_MODULE}{path.parent.name}_{path.stem}")
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -304,6 +309,21 @@ def _load_file(path: Path):
         del sys.modules[name]
         raise StrategyError(f"{path}: cannot load strategy ({type(exc).__name__}: {exc})") from None
     return module
+
+
+def loaded_files(strategy: Strategy) -> dict[str, Path]:
+    """The strategy files (from --strategy-path folders) that ``strategy``'s functions come
+    from, by the module name they were loaded under; empty for a strategy of a package."""
+    functions = [strategy.indicators, strategy.positions, strategy.validate]
+    if strategy.compiled is not None:
+        functions += [strategy.compiled.group, strategy.compiled.positions]
+    found = {}
+    for function in functions:
+        name = getattr(function, "__module__", None) or ""
+        module = sys.modules.get(name)
+        if name.startswith(_FILE_MODULE) and getattr(module, "__file__", None):
+            found[name] = Path(module.__file__)
+    return found
 
 
 def _strategy_dirs(

@@ -75,15 +75,15 @@ def test_a_local_cluster_gives_the_in_process_table(folders):
     pd.testing.assert_frame_equal(here.table, there.table)
 
 
-def _dask(*args: str, log: Path) -> subprocess.Popen:
-    """``dask <args>`` as a user starts it, in its own process group (stopped as a whole)."""
+def _dask(*args: str, log: Path, code: Path = REPO_ROOT) -> subprocess.Popen:
+    """``dask <args>`` as a user starts it, in its own process group (stopped as a whole),
+    importing the toolkit and its strategies from ``code`` (by default this checkout)."""
     command = Path(sys.executable).with_name("dask")
     argv = [str(command)] if command.exists() else [sys.executable, "-m", "dask"]
-    # The workers import the toolkit and its strategies from this checkout.
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(code)}
     return subprocess.Popen(
         [*argv, *args],
-        cwd=REPO_ROOT,
+        cwd=code,
         env=env,
         start_new_session=True,
         stdout=log.open("wb"),
@@ -172,6 +172,95 @@ def test_a_scheduler_and_workers_give_the_in_process_files(folders, tmp_path):
             assert len(mine) == len(theirs) >= 1
             for a, b in zip(mine, theirs):
                 assert a.read_bytes() == b.read_bytes(), a.name
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(scheduler)
+
+
+ABOVE_SMA = """\
+import numpy as np
+
+from quant_trading import Parameter, Strategy
+from quant_trading.indicators import SMA
+
+
+def positions(data, params):
+    sma = data["SMA"]
+    return np.where(np.isnan(sma), 0, np.where(data["close"] > sma, 1, -1)).astype(np.int8)
+
+
+STRATEGY = Strategy(
+    name="ABOVE_SMA",
+    description="long above the SMA, short below",
+    parameters=(Parameter("PERIOD", 20, int, bounds=(2, 500)),),
+    indicators=lambda params: [SMA(params["PERIOD"])],
+    positions=positions,
+)
+"""
+
+
+@pytest.mark.slow
+def test_a_strategy_path_file_is_sent_to_the_workers(folders, tmp_path):
+    """A strategy from a --strategy-path file runs on a cluster whose workers never saw the
+    file: it is sent to them, and the table equals the in-process one."""
+    mine = tmp_path / "my strategies"
+    mine.mkdir()
+    (mine / "above_sma.py").write_text(ABOVE_SMA)
+    args = ["--strategy", "ABOVE_SMA", "--strategy-path", str(mine), "--param", "PERIOD=10,30,60"]
+    tables = []
+    for name, extra in (("here", []), ("there", ["--scheduler", "local", "--jobs", "2"])):
+        out = tmp_path / name
+        result = run_module(
+            MODULE, *common(folders, *extra, "--out-dir", str(out)), *args, drop=DROP, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        tables.append(sorted(out.glob("*.csv")))
+    assert len(tables[0]) == len(tables[1]) >= 1
+    for a, b in zip(*tables):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+@pytest.mark.slow
+def test_workers_with_other_toolkit_code_are_refused(folders, tmp_path):
+    """Workers importing a copy of the toolkit that differs by one comment (the same version
+    number) are refused with one line, before anything runs or is written."""
+    code = tmp_path / "other checkout"
+    for package in ("quant_trading", "strategies"):
+        shutil.copytree(REPO_ROOT / package, code / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    with (code / "quant_trading" / "macd.py").open("a") as changed:
+        changed.write("# changed\n")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port),
+                      "--no-dashboard", log=tmp_path / "scheduler.log", code=code)  # fmt: skip
+    worker = None
+    try:
+        _wait_for_port(port, scheduler)
+        worker = _dask("worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                       "--no-dashboard", log=tmp_path / "worker.log", code=code)  # fmt: skip
+        out = tmp_path / "optimize"
+        result = run_module(
+            MODULE,
+            *common(
+                folders,
+                "--param",
+                "FAST=6,8",
+                "--param",
+                "SLOW=26",
+                "--scheduler",
+                address,
+                "--out-dir",
+                str(out),
+            ),  # fmt: skip
+            drop=DROP,
+            timeout=180,
+        )
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("optimize: error: Dask worker tcp://127.0.0.1:")
+        assert "has quant_trading code" in result.stderr and result.stderr.count("\n") == 1
+        assert result.stdout == "" and not out.exists()
     finally:
         if worker is not None:
             _stop(worker)

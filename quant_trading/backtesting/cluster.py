@@ -8,15 +8,19 @@ dask is imported here only, and this module only when a scheduler is asked for.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 __all__ = ["ClusterError", "DaskCluster", "check_scheduler"]
@@ -26,8 +30,9 @@ log = logging.getLogger(__name__)
 #: ``tcp://host:8786``, ``tls://host:8786`` or ``host:8786`` (tcp), as ``dask worker`` takes it.
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[^\]]+\]|[^:/\s]+):(?P<port>\d+)$")
 #: Versions a worker must share with this process: a different numba, numpy or pandas may
-#: round differently, and a different toolkit may compute different statistics.
-_SAME = ("python", "quant_trading", "numba", "numpy", "pandas")
+#: round differently, and other toolkit code (a version number says little of a checkout)
+#: may compute different statistics.
+_SAME = ("python", "quant_trading", "quant_trading code", "numba", "numpy", "pandas")
 #: What a chunk of combinations holds at most: large enough that a task's round trip to the
 #: scheduler (a few ms) is small beside its backtests, small enough to keep the bar moving.
 _CHUNK = 64
@@ -62,6 +67,7 @@ class DaskCluster:
         self.timeout = timeout
         self.client = None
         self._local = None
+        self._shipped: set[str] = set()
 
     def __enter__(self) -> DaskCluster:
         try:
@@ -141,6 +147,23 @@ class DaskCluster:
                         f"{mine[name]}: install the same versions on the workers"
                     )
 
+    def _ship(self, strategy) -> None:
+        """Send the files of a strategy loaded from a --strategy-path folder to the workers,
+        under the module names this process gave them, so that they can unpickle its
+        functions (a strategy in an installed package is theirs already)."""
+        from ..strategy import loaded_files
+
+        for name, path in loaded_files(strategy).items():
+            if name in self._shipped:
+                continue
+            with tempfile.TemporaryDirectory() as folder:
+                copy = Path(folder) / f"{name}.py"
+                shutil.copyfile(path, copy)
+                # Not imported on upload: the scheduler need not have the toolkit.
+                self.client.upload_file(str(copy), load=False)
+            self._shipped.add(name)
+            log.info("sent %s to the workers as %s", path, name)
+
     def batches(
         self, search, combos: Iterator[dict[str, Any]], planned: int
     ) -> Iterator[tuple[int, Any]]:
@@ -149,10 +172,13 @@ class DaskCluster:
         client = self.client
         workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
         size = max(1, min(_CHUNK, math.ceil(planned / (workers * 8))))
+        self._ship(search.config.strategy)
         try:
             remote = client.scatter(search, broadcast=True, hash=False)
-        except ImportError as exc:
-            raise ClusterError(_import_message(exc, self.scheduler)) from None
+        except Exception as exc:
+            if (missing := _missing_module(exc)) is None:
+                raise
+            raise ClusterError(_import_message(missing, self.scheduler)) from None
         todo = iter(lambda: list(islice(combos, size)), [])
         submit = lambda chunk: client.submit(_run_chunk, remote, chunk, pure=False)  # noqa: E731
         # A few chunks per worker in flight, not all: rows wait in memory for their turn.
@@ -161,8 +187,10 @@ class DaskCluster:
             while pending:
                 try:
                     rows = pending.popleft().result()
-                except ImportError as exc:
-                    raise ClusterError(_import_message(exc, self.scheduler)) from None
+                except Exception as exc:
+                    if (missing := _missing_module(exc)) is None:
+                        raise
+                    raise ClusterError(_import_message(missing, self.scheduler)) from None
                 pending.extend(submit(chunk) for chunk in islice(todo, 1))
                 yield len(rows), rows
         finally:
@@ -189,10 +217,26 @@ def _versions() -> dict[str, str]:
     return {
         "python": ".".join(map(str, sys.version_info[:3])),
         "quant_trading": quant_trading.__version__,
+        "quant_trading code": _code_digest(),
         "numba": numba.__version__,
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
     }
+
+
+def _code_digest() -> str:
+    """A digest of the toolkit's and its bundled strategies' Python files (names and
+    contents), shortened: equal on two machines that run the same code."""
+    import quant_trading
+    import strategies
+
+    digest = hashlib.sha256()
+    for package in (quant_trading, strategies):
+        for folder in map(Path, package.__path__):
+            for path in sorted(folder.rglob("*.py")):
+                digest.update(path.relative_to(folder.parent).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _reachable(address: str, timeout: float) -> None:
@@ -215,9 +259,17 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc).splitlines()[0] or type(exc).__name__
 
 
-def _import_message(exc: ImportError, scheduler: str) -> str:
+def _missing_module(exc: BaseException) -> str | None:
+    """The module a worker could not import, if that is what ``exc`` says: an ImportError,
+    or the plain Exception carrying its text that a failed scatter raises."""
+    if isinstance(exc, ImportError):
+        return exc.name or str(exc)
+    found = re.search(r"No module named '([^']+)'", str(exc))
+    return found[1] if found else None
+
+
+def _import_message(missing: str, scheduler: str) -> str:
     return (
-        f"a Dask worker of {scheduler} cannot import {exc.name or exc}: the workers need the "
-        "same strategy code, importable by the same name (the strategies package or "
-        "package.module:NAME; not a --strategy-path file)"
+        f"a Dask worker of {scheduler} cannot import {missing}: the workers need what the "
+        "strategy imports, under the same names (the strategy's own file is sent)"
     )
