@@ -4,6 +4,7 @@ unreachable or misspelt scheduler as one line with nothing written."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -73,6 +74,29 @@ def test_a_local_cluster_gives_the_in_process_table(folders):
     )
     assert len(here.table) == 8
     pd.testing.assert_frame_equal(here.table, there.table)
+
+
+@pytest.mark.slow
+def test_a_walk_forward_sends_each_symbols_bars_once(folders, caplog):
+    """Every window's search runs on the cluster, and the bars go out once per symbol, not
+    once per window; the result is the in-process one."""
+    from quant_trading import walk_forward
+
+    data, _ = folders
+    grid = {"FAST": "6,8", "SLOW": "26", "SIGNAL": [9]}
+    args = dict(in_sample="10D", out_of_sample="1W", data_dir=data, grid=grid)
+    here = walk_forward("MACD", ["AAPL", "MSFT"], "1m", **args)
+    with caplog.at_level(logging.INFO, logger="quant_trading.backtesting.cluster"):
+        there = walk_forward("MACD", ["AAPL", "MSFT"], "1m", **args, scheduler="local", jobs=2)
+    assert len(here.windows) == len(there.windows) >= 2
+    for a, b in zip(here.windows, there.windows):
+        pd.testing.assert_frame_equal(a.search.table, b.search.table)
+    pd.testing.assert_series_equal(here.equity, there.equity)
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sent the bars")]
+    assert sorted(sent) == [
+        "sent the bars of AAPL to the workers",
+        "sent the bars of MSFT to the workers",
+    ]
 
 
 def _dask(*args: str, log: Path, code: Path = REPO_ROOT) -> subprocess.Popen:

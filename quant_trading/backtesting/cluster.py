@@ -1,7 +1,8 @@
 """Run an optimizer's combinations on a Dask distributed cluster (``optimize --scheduler``).
 
-The search (the bars, the strategy, the options) is scattered to the workers once; chunks of
-combinations then go out as tasks that refer to it, so no task carries bars. Rows come back
+The search (the strategy, the options) and each symbol's bars are scattered to the workers
+once, the bars once per connection (a walk-forward's windows share them); chunks of
+combinations then go out as tasks that refer to them, so no task carries bars. Rows come back
 in the order the combinations were given, so the table is the one an in-process run gives.
 dask is imported here only, and this module only when a scheduler is asked for.
 """
@@ -19,6 +20,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,9 @@ class DaskCluster:
         self.client = None
         self._local = None
         self._shipped: set[str] = set()
+        # Each symbol's bars on the workers, by the identity of its SymbolData (kept, so the
+        # identity stays its own): a walk-forward's windows search the same bars.
+        self._bars: dict[int, tuple[Any, Any]] = {}
 
     def __enter__(self) -> DaskCluster:
         try:
@@ -83,6 +88,7 @@ class DaskCluster:
 
     def close(self) -> None:
         """Disconnect; a local cluster is stopped."""
+        self._bars.clear()
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -164,6 +170,19 @@ class DaskCluster:
             self._shipped.add(name)
             log.info("sent %s to the workers as %s", path, name)
 
+    def _scatter_bars(self, datas: list) -> list:
+        """Futures of these symbols' bars, on every worker; each symbol's are sent the
+        first time a search asks for them, and kept until the cluster is closed."""
+        futures = []
+        for data in datas:
+            entry = self._bars.get(id(data))
+            if entry is None:
+                future = self.client.scatter(data, broadcast=True, hash=False)
+                entry = self._bars[id(data)] = (data, future)
+                log.info("sent the bars of %s to the workers", data.symbol)
+            futures.append(entry[1])
+        return futures
+
     def batches(
         self, search, combos: Iterator[dict[str, Any]], planned: int
     ) -> Iterator[tuple[int, Any]]:
@@ -174,13 +193,14 @@ class DaskCluster:
         size = max(1, min(_CHUNK, math.ceil(planned / (workers * 8))))
         self._ship(search.config.strategy)
         try:
-            remote = client.scatter(search, broadcast=True, hash=False)
+            bars = self._scatter_bars(search.datas)
+            remote = client.scatter(replace(search, datas=[]), broadcast=True, hash=False)
         except Exception as exc:
             if (missing := _missing_module(exc)) is None:
                 raise
             raise ClusterError(_import_message(missing, self.scheduler)) from None
         todo = iter(lambda: list(islice(combos, size)), [])
-        submit = lambda chunk: client.submit(_run_chunk, remote, chunk, pure=False)  # noqa: E731
+        submit = lambda chunk: client.submit(_run_chunk, remote, bars, chunk, pure=False)  # noqa: E731
         # A few chunks per worker in flight, not all: rows wait in memory for their turn.
         pending = deque(submit(chunk) for chunk in islice(todo, 4 * workers))
         try:
@@ -202,8 +222,12 @@ class DaskCluster:
 _RUNNING = threading.Lock()
 
 
-def _run_chunk(search, chunk: list[dict[str, Any]]):
+def _run_chunk(search, bars: list, chunk: list[dict[str, Any]]):
+    # ``search`` is this worker's copy of the search, sent without its bars: the first of
+    # its tasks here gives it them (the worker's copies of each symbol's, sent once).
     with _RUNNING:
+        if not search.datas:
+            search.datas = list(bars)
         return search.run_batch(chunk)
 
 
