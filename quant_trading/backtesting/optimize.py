@@ -375,24 +375,13 @@ def optimize(
     (``interrupted``). Raises OptimizeError, StrategyError, MissingDataError, DataFileError
     or (an unreachable scheduler) ClusterError with a one-line message.
     """
-    if config is None:
-        if isinstance(symbols, str):
-            symbols = split_symbols(symbols)
-        config = configure(
-            strategy, {}, timeframe=timeframe, symbols=symbols, params=params, source="params"
-        )
-    if objective not in OBJECTIVES:
-        raise OptimizeError(
-            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
-        )
-    if min_trades < 0:
-        raise OptimizeError("--min-trades must not be negative")
-    space = search_space(config.strategy, config.params, grid)
+    config, space, options = _prepared(
+        strategy, symbols, timeframe, params, config, grid, objective, min_trades, method,
+        trials, seed,
+        BacktestOptions.of(start, end, capital, commission, slippage, allocation, size,
+                           fractional, flat_at_close),
+    )  # fmt: skip
     planned, combos = _combinations(space, method, trials, seed)
-    options = BacktestOptions.of(start, end, capital, commission, slippage, allocation, size,
-                                 fractional, flat_at_close)  # fmt: skip
-    if options.start is not None and options.end is not None and options.start >= options.end:
-        raise OptimizeError("--start must be before --end")
     datas, skipped = _load(config, str(data_dir), options)
 
     search = _Search(config, datas, options, tuple(space.values))
@@ -417,6 +406,41 @@ def optimize(
         interrupted=interrupted,
         skipped=skipped,
     )
+
+
+def _prepared(
+    strategy: Strategy | str,
+    symbols: str | Sequence[str] | None,
+    timeframe: str | Timeframe | None,
+    params: Mapping[str, Any] | None,
+    config: StrategyConfig | None,
+    grid: Mapping[str, Any] | None,
+    objective: str,
+    min_trades: int,
+    method: str,
+    trials: int | None,
+    seed: int | None,
+    options: BacktestOptions,
+) -> tuple[StrategyConfig, SearchSpace, BacktestOptions]:
+    """The strategy resolved (unless ``config`` is), its search space and the options, with
+    every argument of a search checked before any bar is read (see :func:`optimize`)."""
+    if config is None:
+        if isinstance(symbols, str):
+            symbols = split_symbols(symbols)
+        config = configure(
+            strategy, {}, timeframe=timeframe, symbols=symbols, params=params, source="params"
+        )
+    if objective not in OBJECTIVES:
+        raise OptimizeError(
+            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
+        )
+    if min_trades < 0:
+        raise OptimizeError("--min-trades must not be negative")
+    space = search_space(config.strategy, config.params, grid)
+    _combinations(space, method, trials, seed)  # a bad method or a grid too large
+    if options.start is not None and options.end is not None and options.start >= options.end:
+        raise OptimizeError("--start must be before --end")
+    return config, space, options
 
 
 def _cluster(scheduler: str | None, jobs: int, method: str):

@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..settings import split_symbols
-from ..strategy import Strategy, StrategyConfig, configure
+from ..strategy import Strategy, StrategyConfig
 from ..timeframes import Timeframe
 from .datafiles import SymbolData
 from .optimize import (
@@ -43,9 +42,9 @@ from .optimize import (
     _cluster,
     _combinations,
     _load,
+    _prepared,
     _Search,
     _search_table,
-    search_space,
 )
 from .runner import (
     BacktestOptions,
@@ -283,27 +282,15 @@ def walk_forward(
     a bad search), StrategyError, MissingDataError, DataFileError or ClusterError with a
     one-line message. Ctrl-C stops the walk after the windows done (``interrupted``).
     """
-    if config is None:
-        if isinstance(symbols, str):
-            symbols = split_symbols(symbols)
-        config = configure(
-            strategy, {}, timeframe=timeframe, symbols=symbols, params=params, source="params"
-        )
+    config, space, options = _prepared(
+        strategy, symbols, timeframe, params, config, grid, objective, min_trades, method,
+        trials, seed,
+        BacktestOptions.of(start, end, capital, commission, slippage, allocation, size,
+                           fractional, flat_at_close),
+    )  # fmt: skip
     if isinstance(in_sample, str) or isinstance(out_of_sample, str):
         spans = parse_walk_forward(f"{in_sample}:{out_of_sample}")
         in_sample, out_of_sample = spans
-    if objective not in OBJECTIVES:
-        raise OptimizeError(
-            f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
-        )
-    if min_trades < 0:
-        raise OptimizeError("--min-trades must not be negative")
-    space = search_space(config.strategy, config.params, grid)
-    _combinations(space, method, trials, seed)  # a bad method or a grid too large, now
-    options = BacktestOptions.of(start, end, capital, commission, slippage, allocation, size,
-                                 fractional, flat_at_close)  # fmt: skip
-    if options.start is not None and options.end is not None and options.start >= options.end:
-        raise OptimizeError("--start must be before --end")
     datas, skipped = _load(config, str(data_dir), options)
     plan = _plan(datas, options, in_sample, out_of_sample, anchored)
 
