@@ -1,7 +1,7 @@
 """The parsed-bars cache: a CSV's bars kept as Arrow beside it, so a re-run skips the parse.
 
 Parsing a two-year 5-minute CSV costs 20-50 ms; loading the same bars from an Arrow IPC file
-(Feather v2, LZ4-compressed) costs about 2 ms. The loader
+(Feather v2, uncompressed) costs about 1 ms. The loader
 (:mod:`quant_trading.backtesting.datafiles`) reads every CSV through :func:`load_bars`.
 
 Where: ``<data folder>/.qt_cache/<file name>.arrow``, one per CSV, replaced when the CSV
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 #: The cache's folder inside a data folder.
 CACHE_FOLDER = ".qt_cache"
-SCHEMA = "quant_trading.parsed-bars/2"
+SCHEMA = "quant_trading.parsed-bars/3"  # 3: uncompressed
 #: How long after its last change a file must have been hashed for stat to vouch for it later.
 SETTLED_SECONDS = 2.0
 _META_KEY = b"quant_trading"
@@ -254,7 +254,10 @@ def _read_entry(
 
 
 def _write_entry(entry: Path, key: dict, seen: _Seen | None, parsed: csv_store.ParsedBars) -> None:
-    """Write the entry; ``seen``: what stat said of the hashed file, if it was settled."""
+    """Write the entry; ``seen``: what stat said of the hashed file, if it was settled.
+    Uncompressed (1.9 MB for two years of 5m bars, 80% of the CSV): LZ4 would halve it, but
+    decompressing costs more than the rest of a load, and a run of many symbols loads many
+    (schema 2 was LZ4-compressed)."""
     import pyarrow as pa
 
     bars = parsed.bars
@@ -273,20 +276,12 @@ def _write_entry(entry: Path, key: dict, seen: _Seen | None, parsed: csv_store.P
         _make_folder(entry.parent)
         with (
             atomic_write(entry, "wb") as handle,
-            pa.ipc.new_file(handle, table.schema, options=_write_options()) as out,
+            pa.ipc.new_file(handle, table.schema) as out,
         ):
             out.write_table(table)
     except OSError as exc:
         # A read-only data folder: the bars were parsed anyway, only the next run pays again.
         log.debug("cannot write the parsed-bars cache %s (%s); going on without it", entry, exc)
-
-
-def _write_options():
-    import pyarrow as pa
-
-    # LZ4 (Feather's default) halves the file (1.1 MB for two years of 5m bars, 47% of the
-    # CSV) for about 1 ms more per load; uncompressed would be 80% of the CSV.
-    return pa.ipc.IpcWriteOptions(compression="lz4")
 
 
 def _make_folder(folder: Path) -> None:

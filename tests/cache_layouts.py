@@ -1,16 +1,18 @@
 """Backtest cache files in the layouts older versions wrote, for the tests that check they
-still open: schema 2 (every array a JSON list of numbers) and schema 1 (schema 2 without the
-indicators' drawing hints). Built from a cache read back, so no old code is needed."""
+still open: schema 3 (schema 4 with the equity as 8-byte floats), schema 2 (every array a JSON
+list of numbers) and schema 1 (schema 2 without the indicators' drawing hints). Built from a
+cache read back, so no old code is needed."""
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from quant_trading.backtesting.cache import TRADE_COLUMNS, CachedBacktest
+from quant_trading.backtesting.cache import TRADE_COLUMNS, CachedBacktest, read_cache
 
 
 def _epoch(times) -> list[int]:
@@ -55,6 +57,21 @@ def schema2_document(cached: CachedBacktest) -> dict:
         },
         "statistics": {k: _number(v) for k, v in cached.statistics.as_dict().items()},
     }
+
+
+def write_schema3(path4: Path, path: Path) -> Path:
+    """Rewrite the schema 4 file ``path4`` as schema 3 wrote it: the same document with the
+    equity column as its 8-byte floats."""
+    doc = orjson.loads(path4.read_bytes())
+    doc["schema"] = "quant_trading.backtest/3"
+    equity = read_cache(path4).candles["equity"].to_numpy(np.float64)
+    doc["candles"]["columns"]["equity"] = {
+        "codec": "f8",
+        "data": base64.b64encode(equity.astype("<f8").tobytes()).decode("ascii"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(doc))
+    return path
 
 
 def write_schema2(cached: CachedBacktest, path: Path) -> Path:

@@ -1,6 +1,6 @@
-"""The backtest cache as the visualizer and the web chart read it: schema 3 gives a run back
+"""The backtest cache as the visualizer and the web chart read it: schema 4 gives a run back
 exactly (prices and equity bit for bit, trades and statistics exactly, indicator lines to 7
-significant digits), a year of 5-minute bars fits in 1.2 MB, files of schemas 1 and 2 still
+significant digits), a year of 5-minute bars fits in 1.2 MB, files of schemas 1, 2 and 3 still
 open, and a run that fails or cannot write leaves the cache as it was."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from cache_layouts import write_schema1, write_schema2
+from cache_layouts import write_schema1, write_schema2, write_schema3
 from cli_runner import run_module
 
 from quant_trading import backtest
@@ -21,7 +21,9 @@ from quant_trading.backtesting._packing import (
     pack_exact,
     pack_floats,
     pack_ints,
+    pack_marked,
     pack_runs,
+    pack_text,
     unpack,
 )
 from quant_trading.backtesting.cache import (
@@ -69,7 +71,9 @@ def test_a_cache_gives_the_run_back_exactly(sample_run):
     assert [p.name for p in run.cache_files] == ["AAPL_backtest.json", "SPY_backtest.json"]
     for result in run.results:
         path = cache / "5m" / f"{result.symbol}_backtest.json"
-        assert orjson.loads(path.read_bytes())["schema"] == SCHEMA == "quant_trading.backtest/3"
+        doc = orjson.loads(path.read_bytes())
+        assert doc["schema"] == SCHEMA == "quant_trading.backtest/4"
+        assert doc["candles"]["columns"]["equity"]["codec"] == "marked"
         cached = read_cache(path)
         candles = cached.candles
         assert candles.index.equals(result.candles.index)
@@ -178,6 +182,49 @@ def test_positions_are_stored_as_runs():
     assert len(orjson.dumps(packed)) < 200
 
 
+def test_an_equity_curve_is_stored_as_its_cash_when_that_is_exact():
+    """Equity marked to market (cash that changes at trades, plus shares x close) comes back
+    bit for bit from the runs of its cash, in a fraction of the bytes; a column that is not
+    that is left to the other codecs."""
+    rng = np.random.default_rng(5)
+    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.002, 5_000))), 2)
+    shares = np.repeat([0.0, 731.0, -690.0, 0.0, 12.5], [100, 1_900, 1_500, 500, 1_000])
+    cash = np.repeat(100_000 + np.cumsum(rng.normal(0, 500, 5)), [100, 1_900, 1_500, 500, 1_000])
+    equity = cash + shares * close
+    packed = pack_marked(equity, ("position", shares), ("close", close))
+    assert packed["codec"] == "marked" and len(orjson.dumps(packed)) < 300
+    columns = {"position": shares, "close": close}
+    back = unpack(orjson.loads(orjson.dumps(packed)), 5_000, columns)
+    np.testing.assert_array_equal(bits(back), bits(equity))
+    noisy = equity + rng.normal(0, 1e-3, 5_000)  # no cash gives these back row after row
+    assert pack_marked(noisy, ("position", shares), ("close", close)) is None
+    with pytest.raises(ValueError, match="without its position and close"):
+        unpack(packed, 5_000)
+
+
+def test_the_writer_s_fragments_are_the_same_json_as_text():
+    """The cache writer hands orjson its base64 as ready JSON (``fragments=True``): the very
+    bytes the text gives, whatever the length (padding) and codec, outliers included."""
+    rng = np.random.default_rng(4)
+    prices = np.round(150 * np.exp(np.cumsum(rng.normal(0, 0.002, 1_001))), 2)
+    prices[[7, 500]] = [prices[6] * 40, 0.0]  # outliers: "at" and "big" fields
+    cases = [
+        (pack_exact, prices),
+        (pack_exact, rng.normal(size=1_000)),  # f8
+        (pack_floats, np.r_[np.nan, rng.normal(size=998)]),  # f4
+        (pack_ints, np.array([], np.int64)),
+        (pack_ints, rng.integers(-(2**40), 2**40, 2)),
+        (pack_runs, np.repeat([0.0, 12.0, -3.5], [5, 6, 7])),
+        (pack_text, pd.Categorical(["long", "short", "long", "long"])),
+        (pack_text, ["flip", "signal", "end of data"]),
+    ]
+    for pack, values in cases:
+        assert orjson.dumps(pack(values, fragments=True)) == orjson.dumps(pack(values))
+    for size in range(12):  # every remainder of 3 bytes, and none
+        values = rng.integers(-100, 100, size)
+        assert orjson.dumps(pack_ints(values, fragments=True)) == orjson.dumps(pack_ints(values))
+
+
 def test_real_minute_prices_with_float_noise_round_trip(shared_data, tmp_path):
     """lumibot's files carry float32 noise in their prices (148.5800018310547): no decimals
     hold them, so they are stored whole and still come back bit for bit."""
@@ -195,11 +242,16 @@ def test_real_minute_prices_with_float_noise_round_trip(shared_data, tmp_path):
 # -- older schemas ---------------------------------------------------------------------------
 
 
-def test_schema_2_and_1_files_still_open(sample_run, tmp_path):
+def test_schema_3_2_and_1_files_still_open(sample_run, tmp_path):
     _, cache = sample_run
-    new = read_cache(cache / "5m" / "AAPL_backtest.json")
+    path = cache / "5m" / "AAPL_backtest.json"
+    new = read_cache(path)
+    three = write_schema3(path, tmp_path / "3" / "5m" / "AAPL_backtest.json")
+    assert three.stat().st_size > 1.2 * path.stat().st_size  # the equity as 8-byte floats
+    older = [read_cache(three)]
     for writer, schema in ((write_schema2, 2), (write_schema1, 1)):
-        old = read_cache(writer(new, tmp_path / str(schema) / "5m" / "AAPL_backtest.json"))
+        older.append(read_cache(writer(new, tmp_path / str(schema) / "5m" / path.name)))
+    for old in older:
         pd.testing.assert_frame_equal(old.candles, new.candles, check_exact=True)
         pd.testing.assert_frame_equal(old.trades, new.trades, check_exact=True)
         assert same_statistics(old.statistics, new.statistics)

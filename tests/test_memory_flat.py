@@ -5,6 +5,7 @@ number."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -111,21 +112,30 @@ def test_the_portfolio_is_the_row_sum_of_all_symbols(tmp_path):
     pd.testing.assert_series_equal(got.portfolio.equity, equity, check_exact=True)
     pd.testing.assert_frame_equal(got.portfolio.trades, trades, check_exact=True)
     assert got.portfolio.statistics.as_dict() == statistics.as_dict()
-    # Reduced as the run goes, the same numbers.
-    reduced = run(tmp_path, symbols, keep_series=False)
-    pd.testing.assert_series_equal(reduced.portfolio.equity, equity, check_exact=True)
-    assert reduced.report(0) == got.report(0)
+    # Reduced as the run goes, the same numbers, in one process or two.
+    for jobs in (1, 2):
+        reduced = run(tmp_path, symbols, keep_series=False, jobs=jobs)
+        pd.testing.assert_series_equal(reduced.portfolio.equity, equity, check_exact=True)
+        pd.testing.assert_frame_equal(reduced.portfolio.trades, trades, check_exact=True)
+        assert reduced.portfolio.statistics.as_dict() == statistics.as_dict()
+        assert reduced.report(0) == got.report(0)
 
 
-def test_worker_processes_change_no_number(many, tmp_path):
-    """Two processes give the report, the portfolio and the cache files of one, byte for byte
-    (the symbols are added in the order asked for, whichever finishes first)."""
-    one = run(many, SYMBOLS[:5], jobs=1, cache_dir=tmp_path / "one", keep_series=False)
-    two = run(many, SYMBOLS[:5], jobs=2, cache_dir=tmp_path / "two", keep_series=False)
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_worker_processes_change_no_number(many, tmp_path, jobs):
+    """Several processes (this one and workers) give the report, the portfolio and the cache
+    files of one, byte for byte: the symbols are added in the order asked for, whichever
+    process computed them and whenever it finished."""
+    one = run(many, SYMBOLS[:7], jobs=1, cache_dir=tmp_path / "one", keep_series=False)
+    two = run(many, SYMBOLS[:7], jobs=jobs, cache_dir=tmp_path / "two", keep_series=False)
     assert two.report(0) == one.report(0)
+    assert [r.symbol for r in two.results] == SYMBOLS[:7]
     pd.testing.assert_series_equal(two.portfolio.equity, one.portfolio.equity, check_exact=True)
+    pd.testing.assert_frame_equal(two.portfolio.trades, one.portfolio.trades, check_exact=True)
+    assert two.portfolio.statistics.as_dict() == one.portfolio.statistics.as_dict()
     assert [p.name for p in two.cache_files] == [p.name for p in one.cache_files]
     for a, b in zip(one.cache_files, two.cache_files):
         doc_a, doc_b = orjson.loads(a.read_bytes()), orjson.loads(b.read_bytes())
         doc_a.pop("created"), doc_b.pop("created")
         assert doc_a == doc_b, a.name
+    assert gc.get_freeze_count() == 0  # what was frozen for the workers' sake is thawed

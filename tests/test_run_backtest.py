@@ -256,6 +256,27 @@ def data_dir(tmp_path):
     return folder
 
 
+def test_each_blotter_shows_the_symbol_s_newest_trades(sample_run):
+    """``--trades 10`` (the default): the title counts them all, and the ten lines are the
+    last ten round trips the cache holds, oldest first, in New York time."""
+    result, cache = sample_run
+    lines = result.stdout.splitlines()
+    short = {"session close": "close", "end of data": "end"}
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        trades = read_cache(cache / "5m" / f"{symbol}_backtest.json").trades
+        title = lines.index(f"{symbol} trades (last 10 of {len(trades):,})")
+        assert lines[title + 1].startswith("Side  Entry time       ")
+        shown = lines[title + 2 : title + 12]
+        for line, t in zip(shown, trades.tail(10).itertuples(), strict=True):
+            assert line == (
+                f"{t.side:<5} {t.entry_time:%Y-%m-%d %H:%M} {t.entry_price:>8.2f} "
+                f"{t.exit_time:%Y-%m-%d %H:%M} {t.exit_price:>8.2f} {t.shares:>6,.0f} "
+                f"{t.commission:>5.2f} {t.pnl:>10,.2f} {t.return_pct:>6.2f} {t.bars_held:>4} "
+                f"{short.get(t.exit_reason, t.exit_reason)}"
+            )
+        assert lines[title + 12] == ""
+
+
 def summary_line(out: str, symbol: str) -> str:
     """The symbol's row of the per-symbol summary table."""
     lines = out.splitlines()

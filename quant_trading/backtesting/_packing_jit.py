@@ -4,12 +4,17 @@ numba)."""
 
 from __future__ import annotations
 
+import binascii
 import math
+import sys
 
 import numpy as np
-from numba import njit
 
-__all__ = ["fewest_decimals", "decimal_ints", "typical_step", "outliers", "narrow"]
+from ..jit import njit
+
+__all__ = [
+    "fewest_decimals", "decimal_ints", "typical_step", "outliers", "narrow", "cash_runs", "base64",
+]  # fmt: skip
 
 _EXACT = 9007199254740992.0  # 2**53: integers beyond it are not all floats
 
@@ -92,3 +97,65 @@ def narrow(values, delta, offset, out, low, high, at, big):  # pragma: no cover 
         else:
             out[i] = v
     return k
+
+
+@njit(cache=True, nogil=True)
+def cash_runs(values, marked, starts, cash):  # pragma: no cover - compiled
+    """Runs of one cash that ``cash + marked[i]`` gives ``values[i]`` back over: where each
+    starts and its cash into ``starts`` and ``cash``; returns how many. A row the current
+    cash does not give back starts a run, with its own ``values[i] - marked[i]``."""
+    k = 0
+    current = math.nan
+    for i in range(values.size):
+        if current + marked[i] != values[i]:
+            current = values[i] - marked[i]
+            starts[k] = i
+            cash[k] = current
+            k += 1
+    return k
+
+
+_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                          np.uint8)  # fmt: skip
+#: The two base64 characters of each 12 bits, as one little-endian 16-bit number: a 3-byte
+#: group is two lookups and one 4-byte store.
+_PAIRS = np.stack([np.repeat(_ALPHABET, 64), np.tile(_ALPHABET, 64)], axis=1).view("<u2")[:, 0]
+
+
+@njit(cache=True, nogil=True)
+def _base64(data, pairs, alphabet):  # pragma: no cover - compiled
+    n = data.size
+    size = (n + 2) // 3 * 4
+    # The text starts 4 bytes in, so that whole groups are aligned 4-byte stores; the
+    # opening quote goes just before it.
+    out = np.empty(size + 6, np.uint8)
+    groups = n // 3
+    body = out[4 : 4 + 4 * groups].view(np.uint32)
+    for g in range(groups):
+        i = 3 * g
+        v = (np.uint32(data[i]) << 16) | (np.uint32(data[i + 1]) << 8) | np.uint32(data[i + 2])
+        body[g] = np.uint32(pairs[v >> 12]) | (np.uint32(pairs[v & 4095]) << 16)
+    whole, j = 3 * groups, 4 + 4 * groups
+    if n > whole:  # one or two bytes left: padded with "="
+        v = np.uint32(data[whole]) << 16
+        if n - whole == 2:
+            v |= np.uint32(data[whole + 1]) << 8
+        out[j] = alphabet[v >> 18]
+        out[j + 1] = alphabet[(v >> 12) & 63]
+        out[j + 2] = alphabet[(v >> 6) & 63] if n - whole == 2 else 61
+        out[j + 3] = 61
+    out[3] = out[4 + size] = 34  # '"'
+    return out[3 : 5 + size]
+
+
+def base64(data: np.ndarray) -> bytes:
+    """The bytes of ``data`` in standard base64 as a JSON string, quotes included (what
+    ``orjson.dumps`` writes for the text ``base64.b64encode`` gives), in a quarter of the
+    time of encoding, decoding to text and serialising it."""
+    raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    if raw.flags.writeable:  # one compiled version for read-only and writeable columns
+        raw = raw.view()
+        raw.flags.writeable = False
+    if sys.byteorder != "little":  # the 4-byte stores assume it
+        return b'"' + binascii.b2a_base64(raw, newline=False) + b'"'
+    return _base64(raw, _PAIRS, _ALPHABET).tobytes()

@@ -1,16 +1,17 @@
 """How many processes a backtest run uses (``run_backtest --jobs``).
 
-A worker process is not free: it is forked, then loads the engine's compiled kernels from
-numba's disk cache before its first symbol (0.3-0.5 s of CPU; more where numba finds scipy
-and imports it), and it sends its results back through a pipe. In one process a symbol costs
-about 1.2 µs of CPU per bar (bars from the parsed-bars cache, indicators, engine,
-statistics, its cache file). Measured on two cores with two years of 5m bars per symbol
-(39,000 bars): two processes cost 0.65-0.9 s more CPU than one; on 10 symbols they saved
-0.1-0.2 s of wall time on an idle machine and lost it as soon as another program wanted a
-core; on 30 symbols and more they won either way. So a worker is started only for at least
-:data:`MIN_BARS_PER_WORKER` bars, about as much work as its own start. :func:`default_jobs`
-puts that in one rule, and ``--jobs N`` is an upper bound on it, so asking for more
-processes never makes a run slower than ``--jobs 1``.
+The process that runs the backtest computes symbols itself, and ``jobs - 1`` worker
+processes forked from it compute others meanwhile. A worker is not free: it is forked once
+the first symbol has loaded the compiled kernels (so it inherits them rather than loading
+them again), and from then on every page either process writes is copied, and its results
+come back pickled through a pipe. In one process a symbol costs about 0.5 µs of CPU per bar
+(bars from the parsed-bars cache, indicators, engine, statistics, its cache file). Measured
+on two cores with two years of 5m bars per symbol (39,000 bars), a worker's start costs
+about 0.2 s: on 20 symbols two processes were no quicker than one, on 40 they saved 0.1-0.2
+s, on 80 a second. So a worker is started only for at least :data:`MIN_BARS_PER_WORKER`
+bars, about as much work as its own start. :func:`default_jobs` puts that in one rule, and
+``--jobs N`` is an upper bound on it, so asking for more processes never makes a run slower
+than ``--jobs 1``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 
 __all__ = ["MIN_BARS_PER_WORKER", "available_cores", "choose_jobs", "default_jobs"]
 
-#: Bars each worker process must get for its start to pay: at about 1.2 µs a bar, 0.45 s of
+#: Bars each process must get for a worker's start to pay: at about 0.5 µs a bar, 0.2 s of
 #: work, as much as the worker's start costs.
 MIN_BARS_PER_WORKER = 400_000
 
@@ -38,9 +39,10 @@ def default_jobs(
     cores: int,
     min_bars_per_worker: int = MIN_BARS_PER_WORKER,
 ) -> int:
-    """Processes for ``symbols`` symbols of about ``bars_per_symbol`` bars each on ``cores``
-    cores: one per core, but no more than there are symbols (a symbol is not split) and no
-    more than the bars can keep busy, ``min_bars_per_worker`` each. At least 1."""
+    """Processes (this one and its workers) for ``symbols`` symbols of about
+    ``bars_per_symbol`` bars each on ``cores`` cores: one per core, but no more than there are
+    symbols (a symbol is not split) and no more than the bars can keep busy,
+    ``min_bars_per_worker`` each. At least 1."""
     if symbols <= 1 or cores <= 1:
         return 1
     by_work = int(symbols * max(bars_per_symbol, 0) // max(min_bars_per_worker, 1))

@@ -146,5 +146,15 @@ def _min_bars(text: str | None) -> int:
         raise ValueError(f"{MIN_BARS_ENV}={text!r}: not a whole number") from None
 
 
+def _exit(code: int) -> None:
+    """End the process with ``code`` once its output is flushed, skipping the interpreter's
+    teardown: freeing pandas', pyarrow's and numba's modules and the run's objects one by
+    one takes 0.2-0.5 s and nothing needs it (every file is written and closed by now)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

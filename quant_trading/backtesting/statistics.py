@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -88,7 +88,7 @@ class Statistics:
 
     def as_dict(self) -> dict:
         """Plain dict (JSON-ready once NaN is mapped to null)."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # all immutable values
 
     @classmethod
     def from_dict(cls, data: dict) -> Statistics:
@@ -186,7 +186,7 @@ class Market:
         """Buy & hold of ``prices``."""
         from ._statistics_jit import market_terms
 
-        centered, spread, total = market_terms(np.ascontiguousarray(prices, dtype=np.float64))
+        centered, spread, total = market_terms(_readonly(prices, np.float64))
         return cls(centered, float(spread), float(total))
 
 
@@ -212,8 +212,24 @@ def from_measured(out: np.ndarray, bars: int, iso: Callable[[int], str]) -> Stat
     )
 
 
-def _ns(times: pd.Series) -> np.ndarray:
-    return pd.DatetimeIndex(times).as_unit("ns").asi8
+def _readonly(values, dtype) -> np.ndarray:
+    """``values`` as a contiguous array the compiled code only reads. numba compiles (and
+    loads from its cache) one version of a kernel per combination of writeable and
+    read-only arrays; marked read-only, every caller's arrays use the same one, whether they
+    came from pandas (read-only views) or from numpy."""
+    out = np.ascontiguousarray(values, dtype=dtype)
+    if out.flags.writeable:
+        out = out.view()
+        out.flags.writeable = False
+    return out
+
+
+def _ns(times) -> np.ndarray:
+    """Epoch nanoseconds of a column (or index) of times."""
+    values = times.array if isinstance(times, pd.Series) else times
+    if not isinstance(values, pd.arrays.DatetimeArray | pd.DatetimeIndex):
+        values = pd.DatetimeIndex(values)
+    return values.as_unit("ns").asi8
 
 
 def bars_at(times: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -225,6 +241,46 @@ def bars_at(times: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.where(times[found] == at, found, -1).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class TradeArrays:
+    """What the statistics need of a trades frame, as arrays: P&L, return in percent,
+    commission, whether long, and entry and exit epoch nanoseconds."""
+
+    pnl: np.ndarray
+    return_pct: np.ndarray
+    commission: np.ndarray
+    long: np.ndarray
+    entry_ns: np.ndarray
+    exit_ns: np.ndarray
+
+    @classmethod
+    def of(cls, trades: pd.DataFrame) -> TradeArrays:
+        """The arrays of a frame with the columns of :attr:`SimResult.trades
+        <quant_trading.backtesting.engine.SimResult.trades>`."""
+        if len(trades):
+            entry_ns, exit_ns = _ns(trades["entry_time"]), _ns(trades["exit_time"])
+        else:
+            entry_ns = exit_ns = np.empty(0, np.int64)
+        return cls(
+            pnl=np.ascontiguousarray(trades["pnl"], dtype=np.float64),
+            return_pct=np.ascontiguousarray(trades["return_pct"], dtype=np.float64),
+            commission=np.ascontiguousarray(trades["commission"], dtype=np.float64),
+            long=_is_long(trades["side"]),
+            entry_ns=entry_ns,
+            exit_ns=exit_ns,
+        )
+
+
+def _is_long(side: pd.Series) -> np.ndarray:
+    column = side.array
+    if isinstance(column, pd.Categorical):  # the engine's: compare its codes, not strings
+        categories = list(column.categories)
+        if "long" not in categories:
+            return np.zeros(len(column), bool)
+        return column.codes == categories.index("long")
+    return (side == "long").to_numpy(bool)
+
+
 def compute_statistics(
     equity: pd.Series, trades: pd.DataFrame, close: pd.Series, capital: float, position=None
 ) -> Statistics:
@@ -232,34 +288,53 @@ def compute_statistics(
     ``trades`` (as from :func:`~quant_trading.backtesting.engine.simulate`), the traded
     ``close`` prices over the same bars (for buy & hold, alpha and beta) and the starting
     ``capital``. ``position`` (shares held per bar) gives the exposure."""
+    return measure_arrays(
+        equity.index,
+        equity.to_numpy(np.float64),
+        TradeArrays.of(trades),
+        close.to_numpy(np.float64),
+        capital,
+        position,
+    )
+
+
+def measure_arrays(
+    index: pd.DatetimeIndex,
+    equity: np.ndarray,
+    trades: TradeArrays,
+    close: np.ndarray,
+    capital: float,
+    position=None,
+    exit_bars: np.ndarray | None = None,
+) -> Statistics:
+    """:func:`compute_statistics` of arrays: the equity at each bar of ``index``, the trades,
+    the close prices over the same bars, the capital and the shares held per bar.
+    ``exit_bars``: each exit's position in ``index`` (as :func:`bars_at` finds it), when the
+    caller knows it already."""
     # Compiled code only here: a chart that only reads statistics never loads numba.
     from ._statistics_jit import SIZE, measure
 
-    index = equity.index
     times = index.as_unit("ns").asi8
-    exits = _ns(trades["exit_time"]) if len(trades) else np.empty(0, np.int64)
-    values = np.ascontiguousarray(equity.to_numpy(np.float64))
-    market = Market.of(close.to_numpy(np.float64))
+    market = Market.of(close)
     has_held = position is not None and len(position) > 0
-    held = np.ascontiguousarray(position if has_held else np.empty(0), dtype=np.float64)
     out = np.empty(SIZE)
     measure(
-        values,
-        times,
-        day_ends(index),
+        _readonly(equity, np.float64),
+        _readonly(times, np.int64),
+        _readonly(day_ends(index), np.int64),
         float(capital),
-        market.centered,
+        _readonly(market.centered, np.float64),
         market.spread,
         market.total,
-        held,
+        _readonly(position if has_held else np.empty(0), np.float64),
         has_held,
-        np.ascontiguousarray(trades["pnl"], dtype=np.float64),
-        np.ascontiguousarray(trades["return_pct"], dtype=np.float64),
-        np.ascontiguousarray(trades["commission"], dtype=np.float64),
-        (trades["side"] == "long").to_numpy(bool),
-        _ns(trades["entry_time"]) if len(trades) else np.empty(0, np.int64),
-        exits,
-        bars_at(times, exits),
+        _readonly(trades.pnl, np.float64),
+        _readonly(trades.return_pct, np.float64),
+        _readonly(trades.commission, np.float64),
+        _readonly(trades.long, np.bool_),
+        _readonly(trades.entry_ns, np.int64),
+        _readonly(trades.exit_ns, np.int64),
+        _readonly(bars_at(times, trades.exit_ns) if exit_bars is None else exit_bars, np.int64),
         out,
     )
     return from_measured(out, len(index), lambda i: index[i].isoformat())
