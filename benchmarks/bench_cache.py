@@ -1,4 +1,4 @@
-"""Size and speed of one symbol's backtest cache file, schema 3 next to schema 2's layout.
+"""Size and speed of one symbol's backtest cache file, schema 4 next to schema 2's layout.
 
     python benchmarks/bench_cache.py [--repeat 9]
 
@@ -73,7 +73,7 @@ def main() -> None:
         for label, start in (("1 year", "2025-10-31"), ("2 years", None)):
             rows.append((label, measure(start, args.repeat, Path(folder))))
     print(f"One symbol's cache file, MACD on AAPL 5-minute bars; medians of {args.repeat}")
-    print(f"{'':8} {'':>7}  {'schema 2 (JSON numbers)':^27}  {'schema 3 (packed)':^27}")
+    print(f"{'':8} {'':>7}  {'schema 2 (JSON numbers)':^27}  {'schema 4 (packed)':^27}")
     print(f"{'Period':<8} {'Bars':>7}  {'size':>9} {'write':>8} {'read':>8}  "
           f"{'size':>9} {'write':>8} {'read':>8}")  # fmt: skip
     for label, m in rows:
