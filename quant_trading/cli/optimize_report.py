@@ -44,13 +44,7 @@ def write(result, stem: Path) -> list[Path]:
         "timeframe": result.timeframe.name,
         "symbols": list(result.symbols),
         "skipped": result.skipped,
-        "objective": result.objective,
-        "maximize": result.maximize,
-        "min_trades": result.min_trades,
-        "method": result.method,
-        "seed": result.seed,
-        "space": {k: list(v) for k, v in result.space.values.items()},
-        "fixed": result.space.fixed,
+        **search_settings(result),
         "planned": result.planned,
         "rejected": result.rejected,
         "interrupted": result.interrupted,
@@ -63,6 +57,20 @@ def write(result, stem: Path) -> list[Path]:
     with atomic_write(json_path) as handle:
         json.dump(document, handle, indent=1)
     return [csv_path, json_path]
+
+
+def search_settings(result) -> dict:
+    """How a search chose (its objective, method and space), as its JSON files say; a
+    walk-forward's too."""
+    return {
+        "objective": result.objective,
+        "maximize": result.maximize,
+        "min_trades": result.min_trades,
+        "method": result.method,
+        "seed": result.seed,
+        "space": {k: list(v) for k, v in result.space.values.items()},
+        "fixed": result.space.fixed,
+    }
 
 
 def json_value(value):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .optimize_report import SHOWN, cell, json_value, span
+from .optimize_report import SHOWN, cell, json_value, search_settings, span
 
 #: The summary's columns besides the objective: (statistic, heading, format).
 _SUMMARY = (
@@ -40,13 +40,7 @@ def write(result, stem: Path) -> list[Path]:
             "out_of_sample": str(result.out_of_sample),
             "anchored": result.anchored,
         },
-        "objective": result.objective,
-        "maximize": result.maximize,
-        "min_trades": result.min_trades,
-        "method": result.method,
-        "seed": result.seed,
-        "space": {k: list(v) for k, v in result.space.values.items()},
-        "fixed": result.space.fixed,
+        **search_settings(result),
         "interrupted": result.interrupted,
         "out_of_sample": _plain(stats),
         "in_sample_mean": _plain(result.in_sample_mean()),
