@@ -195,3 +195,24 @@ def test_bad_arguments():
         simulate(frame, np.zeros(8), start=8)
     with pytest.raises(ValueError, match="one value per bar"):
         simulate(frame, np.zeros(7))
+
+
+def test_round_trips_give_the_frame_and_statistics_arrays():
+    """The arrays a run measures, caches and prints from are the trades frame's numbers."""
+    from quant_trading.backtesting.statistics import TradeArrays
+
+    rng = np.random.default_rng(3)
+    closes = 50 + np.cumsum(rng.normal(0, 0.5, 400))
+    opens = np.r_[50.0, closes[:-1]]
+    target = np.sign(np.sin(np.arange(400) / 7)).astype(np.int8)
+    result = simulate(bars(opens, closes), target, capital=10_000, flat_at_close=True)
+    trips = result.round_trips.named("XYZ")
+    frame = trips.frame()
+    assert len(trips) == len(frame) > 10
+    pd.testing.assert_frame_equal(frame.drop(columns="symbol"), result.trades)
+    assert set(frame["symbol"]) == {"XYZ"}
+    pd.testing.assert_frame_equal(trips.tail(4).frame(), frame.iloc[-4:].reset_index(drop=True))
+    assert trips.tail(0) is trips and trips.tail(len(trips) + 1) is trips
+    ours, theirs = TradeArrays.of_round_trips(trips), TradeArrays.of(frame)
+    for name in ("pnl", "return_pct", "commission", "long", "entry_ns", "exit_ns"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)

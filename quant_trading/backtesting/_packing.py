@@ -18,7 +18,8 @@ codecs, and which the cache uses where:
   cash changes only at trades. Stored as the runs of that cash, and used only when
   ``cash + shares * price`` in float64 (the reader's arithmetic, checked when written) gives
   **every value back bit for bit**; otherwise the column is ``f8``. A twelfth of the bytes.
-* ``text``: a few distinct strings (trade sides, exit reasons) as labels and codes.
+* ``text``: a few distinct strings (trade sides, exit reasons) as labels and codes
+  (:func:`pack_codes` when the column is its codes already).
 
 Encoding runs its loops compiled (:mod:`._packing_jit`, numba) in the process that ran the
 backtest; decoding is plain numpy, so a chart that only reads the cache never loads numba.
@@ -34,7 +35,8 @@ import orjson
 import pandas as pd
 
 __all__ = [
-    "pack_exact", "pack_floats", "pack_ints", "pack_marked", "pack_runs", "pack_text", "unpack",
+    "pack_codes", "pack_exact", "pack_floats", "pack_ints", "pack_marked", "pack_runs", "pack_text",
+    "unpack",
 ]  # fmt: skip
 
 #: Most decimals :func:`pack_exact` tries (10**10 keeps prices of sub-cent coins exact).
@@ -199,8 +201,13 @@ def pack_text(values, *, fragments: bool = False) -> dict[str, Any]:
     column = values.array if isinstance(values, pd.Series) else values
     if not isinstance(column, pd.Categorical):
         column = pd.Categorical(column)
-    return {"codec": "text", "labels": [str(x) for x in column.categories],
-            "codes": pack_ints(column.codes, fragments=fragments)}  # fmt: skip
+    return pack_codes(column.categories, column.codes, fragments=fragments)
+
+
+def pack_codes(labels, codes: np.ndarray, *, fragments: bool = False) -> dict[str, Any]:
+    """A column of ``labels[codes[i]]`` (a text column already as its codes)."""
+    return {"codec": "text", "labels": [str(x) for x in labels],
+            "codes": pack_ints(codes, fragments=fragments)}  # fmt: skip
 
 
 def unpack(

@@ -41,17 +41,18 @@ from ..atomic import atomic_write
 from ..drawing import Drawing, macd_drawing
 from ..timeframes import EXCHANGE_TZ, Timeframe
 from ._packing import (
+    pack_codes,
     pack_exact,
     pack_floats,
     pack_ints,
     pack_marked,
     pack_runs,
-    pack_text,
     unpack,
 )
 from .statistics import Statistics
 
 if TYPE_CHECKING:  # readers (the visualizer) should not pay for the engine's imports
+    from .engine import RoundTrips
     from .runner import SymbolResult, SymbolSummary
 
 __all__ = [
@@ -168,19 +169,33 @@ def _candles(candles: CandleArrays, indicators: set[str]) -> dict[str, Any]:
     return {"rows": len(candles.index), "columns": columns}
 
 
-def _trades(trades: pd.DataFrame) -> dict[str, Any]:
+def _trades(trips: RoundTrips) -> dict[str, Any]:
+    """The round trips' columns (:data:`TRADE_COLUMNS`), packed from their arrays: the same
+    JSON as packing the columns of their frame."""
+    from .engine import EXIT_REASONS  # the writer ran the engine: loaded already
+
+    pnl = trips.pnl
+    floats = {
+        "entry_price": trips.entry_price,
+        "exit_price": trips.exit_price,
+        "shares": trips.shares,
+        "commission": trips.commission,
+        "pnl": pnl,
+        "return_pct": trips.return_of(pnl, trips.entry_price, trips.shares),
+    }
     columns = {}
     for name in TRADE_COLUMNS:
-        column = trades[name]
-        if name in ("side", "exit_reason"):
-            columns[name] = pack_text(column, fragments=True)
+        if name == "side":
+            columns[name] = pack_codes(["short", "long"], trips.side > 0, fragments=True)
+        elif name == "exit_reason":
+            columns[name] = pack_codes(EXIT_REASONS, trips.reason, fragments=True)
         elif name in ("entry_time", "exit_time"):
-            columns[name] = pack_ints(_epoch(column), fragments=True)
+            columns[name] = pack_ints(_epoch(getattr(trips, name)), fragments=True)
         elif name == "bars_held":
-            columns[name] = pack_ints(column.to_numpy(np.int64), fragments=True)
+            columns[name] = pack_ints(trips.exit_bar - trips.entry_bar, fragments=True)
         else:
-            columns[name] = pack_exact(column.to_numpy(np.float64), fragments=True)
-    return {"rows": len(trades), "columns": columns}
+            columns[name] = pack_exact(floats[name], fragments=True)
+    return {"rows": len(trips), "columns": columns}
 
 
 def _document(result: SymbolSummary, candles: CandleArrays) -> dict[str, Any]:
@@ -217,7 +232,7 @@ def _document(result: SymbolSummary, candles: CandleArrays) -> dict[str, Any]:
             "rows": result.source.rows,
         },
         "candles": _candles(candles, set(result.config.columns)),
-        "trades": _trades(result.trades),
+        "trades": _trades(result.round_trips),
         "statistics": stats,
     }
 

@@ -25,7 +25,7 @@ are plain arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "Sizing",
     "EXIT_REASONS",
     "Refused",
+    "RoundTrips",
     "SimResult",
     "simulate",
     "session_last_bars",
@@ -94,6 +95,94 @@ class Refused:
     cash: float
 
 
+@dataclass(frozen=True)
+class RoundTrips:
+    """Round trips as the fill loop recorded them, one array per column, with their entry
+    and exit times: what the statistics, the results cache and the blotters read. The frame
+    of :meth:`frame` is built only when asked for: a run of many symbols measures and caches
+    the arrays and never needs it."""
+
+    side: np.ndarray  # int8: 1 long, -1 short
+    entry_time: pd.DatetimeIndex
+    entry_price: np.ndarray
+    exit_time: pd.DatetimeIndex
+    exit_price: np.ndarray
+    shares: np.ndarray
+    commission: np.ndarray
+    reason: np.ndarray  # int8: the exit reason's position in EXIT_REASONS
+    entry_bar: np.ndarray  # int64 bar numbers into the bars simulated
+    exit_bar: np.ndarray
+    symbol: str | None = None  # a frame column when set
+
+    @classmethod
+    def of(cls, index: pd.DatetimeIndex, records: dict[str, np.ndarray]) -> RoundTrips:
+        """From :attr:`SimResult.records` on the bars' ``index``."""
+        return cls(
+            side=records["side"],
+            entry_time=index[records["entry_bar"]],
+            entry_price=records["entry_price"],
+            exit_time=index[records["exit_bar"]],
+            exit_price=records["exit_price"],
+            shares=records["shares"],
+            commission=records["commission"],
+            reason=records["reason"],
+            entry_bar=records["entry_bar"],
+            exit_bar=records["exit_bar"],
+        )
+
+    def __len__(self) -> int:
+        return len(self.side)
+
+    @property
+    def pnl(self) -> np.ndarray:
+        """Profit after commission, per round trip."""
+        return self.side * (self.exit_price - self.entry_price) * self.shares - self.commission
+
+    @staticmethod
+    def return_of(pnl: np.ndarray, entry_price: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """Return in percent of the entry's value (``pnl`` as :attr:`pnl` gives it)."""
+        return pnl / (entry_price * shares) * 100 if len(pnl) else pnl
+
+    def named(self, symbol: str) -> RoundTrips:
+        """The same round trips, with a ``symbol`` column in their frame."""
+        return replace(self, symbol=symbol)
+
+    def tail(self, count: int) -> RoundTrips:
+        """The last ``count`` round trips (all if ``count`` is 0 or more than there are)."""
+        if count <= 0 or count >= len(self):
+            return self
+        rows = slice(len(self) - count, None)
+        return replace(self, **{f.name: getattr(self, f.name)[rows] for f in _COLUMNS})
+
+    def frame(self) -> pd.DataFrame:
+        """One row per round trip: side, entry_time, entry_price, exit_time, exit_price,
+        shares, commission, pnl, return_pct, bars_held, exit_reason, entry_bar, exit_bar
+        (and symbol, when set)."""
+        pnl = self.pnl
+        columns = {
+            # Categoricals from codes: string columns would cost more than the whole loop.
+            "side": pd.Categorical.from_codes((self.side > 0).astype(np.int8), ["short", "long"]),
+            "entry_time": self.entry_time,
+            "entry_price": self.entry_price,
+            "exit_time": self.exit_time,
+            "exit_price": self.exit_price,
+            "shares": self.shares,
+            "commission": self.commission,
+            "pnl": pnl,
+            "return_pct": self.return_of(pnl, self.entry_price, self.shares),
+            "bars_held": self.exit_bar - self.entry_bar,
+            "exit_reason": pd.Categorical.from_codes(self.reason, EXIT_REASONS),
+            "entry_bar": self.entry_bar,
+            "exit_bar": self.exit_bar,
+        }
+        if self.symbol is not None:
+            columns["symbol"] = self.symbol  # the dtype ``frame.assign(symbol=...)`` gives
+        return pd.DataFrame(columns)
+
+
+_COLUMNS = [f for f in fields(RoundTrips) if f.name != "symbol"]
+
+
 @dataclass
 class SimResult:
     """What :func:`simulate` returns. Per-bar arrays cover the bars from ``start`` on; the
@@ -107,31 +196,14 @@ class SimResult:
     refused: Refused | None = None  # entries the cash could not pay for, if any
 
     @cached_property
+    def round_trips(self) -> RoundTrips:
+        """The trades as arrays, with their times."""
+        return RoundTrips.of(self.index, self.records)
+
+    @cached_property
     def trades(self) -> pd.DataFrame:
-        """One row per round trip: side, entry_time, entry_price, exit_time, exit_price,
-        shares, commission, pnl, return_pct, bars_held, exit_reason, entry_bar, exit_bar."""
-        r = self.records
-        side, shares, fee = r["side"], r["shares"], r["commission"]
-        entry_price, exit_price = r["entry_price"], r["exit_price"]
-        pnl = side * (exit_price - entry_price) * shares - fee
-        return pd.DataFrame(
-            {
-                # Categoricals from codes: string columns would cost more than the whole loop.
-                "side": pd.Categorical.from_codes((side > 0).astype(np.int8), ["short", "long"]),
-                "entry_time": self.index[r["entry_bar"]],
-                "entry_price": entry_price,
-                "exit_time": self.index[r["exit_bar"]],
-                "exit_price": exit_price,
-                "shares": shares,
-                "commission": fee,
-                "pnl": pnl,
-                "return_pct": pnl / (entry_price * shares) * 100 if len(pnl) else pnl,
-                "bars_held": r["exit_bar"] - r["entry_bar"],
-                "exit_reason": pd.Categorical.from_codes(r["reason"], EXIT_REASONS),
-                "entry_bar": r["entry_bar"],
-                "exit_bar": r["exit_bar"],
-            }
-        )
+        """One row per round trip (:meth:`RoundTrips.frame`)."""
+        return self.round_trips.frame()
 
 
 @njit(cache=True, nogil=True)

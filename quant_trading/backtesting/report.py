@@ -112,20 +112,19 @@ def _blotters(results: list[SymbolSummary], last: int) -> list[str]:
     """:func:`blotter` of each result. The rows shown of all of them are formatted from one
     frame, column by column: pandas' cost per row (itertuples) and per column of each
     symbol's frame would otherwise be most of the report of a run of many symbols."""
-    shown = [r.trades if last <= 0 else r.trades.iloc[max(len(r.trades) - last, 0) :]
-             for r in results]  # fmt: skip
+    shown = [r.round_trips.tail(last).frame() for r in results]
     together = shown[0] if len(shown) == 1 else pd.concat(shown, ignore_index=True)
     rows = iter(_trade_rows(together))
     out = []
     for result, mine in zip(results, shown, strict=True):
-        trades = result.trades
-        if trades.empty:
+        count = len(result.round_trips)
+        if not count:
             out.append(f"{result.symbol}: no trades")
             continue
         title = (
-            f"{result.symbol} trades ({len(trades):,})"
-            if len(mine) == len(trades)
-            else f"{result.symbol} trades (last {len(mine)} of {len(trades):,})"
+            f"{result.symbol} trades ({count:,})"
+            if len(mine) == count
+            else f"{result.symbol} trades (last {len(mine)} of {count:,})"
         )
         out.append("\n".join([title, _BLOTTER_HEAD, *islice(rows, len(mine))]))
     return out

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
 from datetime import tzinfo
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from ..strategy import Strategy, StrategyConfig, configure
 from ..timeframes import Timeframe, parse_time
 from .cache import CacheStage, CandleArrays, stage_file
 from .datafiles import MissingDataError, SymbolData, load_symbol, symbol_files
-from .engine import Costs, Refused, Sizing, simulate
+from .engine import Costs, Refused, RoundTrips, Sizing, simulate
 from .statistics import Statistics, TradeArrays, bars_at, compute_statistics, measure_arrays
 
 __all__ = [
@@ -127,9 +128,15 @@ class SymbolSummary:
     first_bar: pd.Timestamp  # the traded window's first bar
     last_bar: pd.Timestamp  # and its last
     bar_count: int  # bars in the traded window
-    trades: pd.DataFrame
+    round_trips: RoundTrips  # the trades as arrays, named by the symbol
     statistics: Statistics
     refused: Refused | None = None  # entries the cash could not pay for
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per round trip, with the symbol (:meth:`RoundTrips.frame`), built on
+        first use: a run's report and cache read the arrays."""
+        return self.round_trips.frame()
 
     def refusal_message(self) -> str | None:
         """One line on the entries refused for lack of cash, or None if there were none."""
@@ -198,12 +205,17 @@ class _SortedTrades:
     """The symbols' trades frames and the rows of their concatenation by exit time, then
     symbol: :attr:`PortfolioResult.trades` before it is assembled."""
 
-    frames: list[pd.DataFrame]
+    frames: Sequence[pd.DataFrame | RoundTrips]
     order: np.ndarray
 
     def frame(self) -> pd.DataFrame:
-        trades = pd.concat(self.frames, ignore_index=True)
+        trades = pd.concat(_frames(self.frames), ignore_index=True)
         return trades.take(self.order).reset_index(drop=True)
+
+
+def _frames(trades: Sequence[pd.DataFrame | RoundTrips]) -> list[pd.DataFrame]:
+    """Trades frames, built from any round trips given as arrays."""
+    return [t.frame() if isinstance(t, RoundTrips) else t for t in trades]
 
 
 class WindowError(ValueError):
@@ -286,8 +298,8 @@ def _backtest_arrays(
     )
     index = bars.index[first:]
     columns = {c: np.asarray(values[c][first:], np.float64) for c in (*OHLCV, *config.columns)}
-    trades = sim.trades
-    measured = TradeArrays.of(trades)
+    trips = sim.round_trips.named(data.symbol)
+    measured = TradeArrays.of_round_trips(trips)
     stats = measure_arrays(index, sim.equity, measured, columns["close"], options.capital,
                            sim.position)  # fmt: skip
     summary = SymbolSummary(
@@ -298,7 +310,7 @@ def _backtest_arrays(
         first_bar=index[0],
         last_bar=index[-1],
         bar_count=len(index),
-        trades=trades.assign(symbol=data.symbol),
+        round_trips=trips,
         statistics=stats,
         refused=sim.refused,
     )
@@ -387,10 +399,11 @@ class _PortfolioSum:
     def portfolio(
         self,
         symbols: list[str],
-        trades: list[pd.DataFrame],
+        trades: Sequence[pd.DataFrame | RoundTrips],
         measured: list[tuple[str, TradeArrays]] | None = None,
     ) -> PortfolioResult:
-        """The portfolio of the symbols added, with their ``trades`` frames. ``measured``:
+        """The portfolio of the symbols added, with their ``trades`` (frames with a symbol
+        column, or round trips named by their symbol). ``measured``:
         each frame's symbol and :class:`TradeArrays`, when the caller has them (a run's
         workers measured every symbol): the statistics then come from those arrays, and the
         frame of all trades is only built if asked for."""
@@ -403,7 +416,7 @@ class _PortfolioSum:
         times = self.times
         found = None if measured is None else _exit_order(measured, times)
         if found is None:
-            frame = _by_exit(pd.concat(trades, ignore_index=True))
+            frame = _by_exit(pd.concat(_frames(trades), ignore_index=True))
             basket = pd.Series(self.basket, index=index)
             stats = compute_statistics(equity, frame, basket, self.capital, self.held)
             return PortfolioResult(symbols, equity, frame, stats)
@@ -460,7 +473,7 @@ def combine(results: list[SymbolResult]) -> PortfolioResult:
     total = _PortfolioSum()
     for result in results:
         total.add(_PortfolioPart.of(result))
-    return total.portfolio([r.symbol for r in results], [r.trades for r in results])
+    return total.portfolio([r.symbol for r in results], [r.round_trips for r in results])
 
 
 def period_label(result: SymbolSummary) -> str:
@@ -658,7 +671,7 @@ def run_symbols(
         if not results:
             reasons = "; ".join(skipped.values())
             raise MissingDataError(f"nothing to backtest: {reasons}")
-        portfolio = total.portfolio([r.symbol for r in results], [r.trades for r in results],
+        portfolio = total.portfolio([r.symbol for r in results], [r.round_trips for r in results],
                                     measured)  # fmt: skip
         # Results are complete before any cache file is touched.
         written = stage.commit() if stage else []

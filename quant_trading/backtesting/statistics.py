@@ -29,9 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from .engine import RoundTrips
 
 __all__ = ["Statistics", "compute_statistics", "drawdown", "LABELS"]
 
@@ -268,6 +272,20 @@ class TradeArrays:
             long=_is_long(trades["side"]),
             entry_ns=entry_ns,
             exit_ns=exit_ns,
+        )
+
+    @classmethod
+    def of_round_trips(cls, trips: RoundTrips) -> TradeArrays:
+        """The arrays of the engine's round trips (the same numbers as :meth:`of` their
+        frame), without building the frame."""
+        pnl = trips.pnl
+        return cls(
+            pnl=pnl,
+            return_pct=trips.return_of(pnl, trips.entry_price, trips.shares),
+            commission=np.ascontiguousarray(trips.commission, dtype=np.float64),
+            long=trips.side > 0,
+            entry_ns=_ns(trips.entry_time),
+            exit_ns=_ns(trips.exit_time),
         )
 
 
