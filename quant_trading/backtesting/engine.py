@@ -413,7 +413,8 @@ def simulate(
         bool(flat_at_close),
     )
     equity, held, table, refused = out
-    records = {name: table[:, k] for k, name in enumerate(_TRADE_FIELDS)}
+    # Copies, not views: a view would keep the kernel's whole table (a row per bar) alive.
+    records = {name: table[:, k].copy() for k, name in enumerate(_TRADE_FIELDS)}
     for name in ("side", "reason"):
         records[name] = records[name].astype(np.int8)
     for name in ("entry_bar", "exit_bar"):

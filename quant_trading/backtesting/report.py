@@ -12,6 +12,7 @@ from itertools import islice
 import numpy as np
 import pandas as pd
 
+from .engine import EXIT_REASONS, RoundTrips
 from .runner import PortfolioResult, RunResult, SymbolSummary, period_label
 from .statistics import LABELS, Statistics
 
@@ -109,12 +110,11 @@ def blotter(result: SymbolSummary, last: int = 10) -> str:
 
 
 def _blotters(results: list[SymbolSummary], last: int) -> list[str]:
-    """:func:`blotter` of each result. The rows shown of all of them are formatted from one
-    frame, column by column: pandas' cost per row (itertuples) and per column of each
-    symbol's frame would otherwise be most of the report of a run of many symbols."""
-    shown = [r.round_trips.tail(last).frame() for r in results]
-    together = shown[0] if len(shown) == 1 else pd.concat(shown, ignore_index=True)
-    rows = iter(_trade_rows(together))
+    """:func:`blotter` of each result. The rows shown of all of them are formatted together,
+    column by column, from the round trips' arrays: pandas' cost per frame, per row and per
+    column would otherwise be most of the report of a run of many symbols."""
+    shown = [r.round_trips.tail(last) for r in results]
+    rows = iter(_trade_rows(shown))
     out = []
     for result, mine in zip(results, shown, strict=True):
         count = len(result.round_trips)
@@ -134,14 +134,29 @@ _BLOTTER_HEAD = (
     f"{'Side':<5} {'Entry time':<16} {'Entry':>8} {'Exit time':<16} {'Exit':>8} "
     f"{'Shares':>6} {'Comm.':>5} {'P&L':>10} {'Ret %':>6} {'Bars':>4} Why"
 )
-_BLOTTER_COLUMNS = ("side", "entry_time", "entry_price", "exit_time", "exit_price", "shares",
-                    "commission", "pnl", "return_pct", "bars_held", "exit_reason")  # fmt: skip
 
 
-def _trade_rows(trades: pd.DataFrame) -> list[str]:
+def _trade_rows(shown: list[RoundTrips]) -> list[str]:
+    """The blotter line of each round trip of ``shown``, one after the other."""
+
+    def column(of) -> list:
+        return np.concatenate([of(t) for t in shown]).tolist()
+
+    pnl = [t.pnl for t in shown]
     columns = [
-        _minutes(trades[name]) if name.endswith("_time") else trades[name].tolist()
-        for name in _BLOTTER_COLUMNS
+        column(lambda t: np.where(t.side > 0, "long", "short")),
+        [m for t in shown for m in _minutes(t.entry_time)],
+        column(lambda t: t.entry_price),
+        [m for t in shown for m in _minutes(t.exit_time)],
+        column(lambda t: t.exit_price),
+        column(lambda t: t.shares),
+        column(lambda t: t.commission),
+        np.concatenate(pnl).tolist(),
+        np.concatenate(
+            [t.return_of(p, t.entry_price, t.shares) for t, p in zip(shown, pnl, strict=True)]
+        ).tolist(),
+        column(lambda t: t.exit_bar - t.entry_bar),
+        column(lambda t: np.asarray(EXIT_REASONS)[t.reason]),
     ]
     return [
         f"{side:<5} {entry} {entry_price:>8.2f} "
@@ -153,11 +168,11 @@ def _trade_rows(trades: pd.DataFrame) -> list[str]:
     ]
 
 
-def _minutes(times: pd.Series) -> list[str]:
+def _minutes(times: pd.DatetimeIndex) -> list[str]:
     """``2025-01-31 09:35`` for each time, on its own clock: what ``f"{t:%Y-%m-%d %H:%M}"``
     gives, by numpy ten times as fast (all trades of a long run are many)."""
-    if times.dt.tz is not None:
-        times = times.dt.tz_localize(None)
+    if times.tz is not None:
+        times = times.tz_localize(None)
     text = np.datetime_as_string(times.to_numpy().astype("datetime64[m]"), unit="m")
     return [t.replace("T", " ") for t in text.tolist()]
 
