@@ -255,7 +255,6 @@ class _Computed:
 
     summary: SymbolSummary
     candles: CandleArrays
-    measured: TradeArrays  # the trades as its statistics measured them (the portfolio's too)
     data: SymbolData
     bars: pd.DataFrame  # the bars read, up to the window's end
     first: int  # the window's first bar in ``bars``
@@ -299,9 +298,8 @@ def _backtest_arrays(
     index = bars.index[first:]
     columns = {c: np.asarray(values[c][first:], np.float64) for c in (*OHLCV, *config.columns)}
     trips = sim.round_trips.named(data.symbol)
-    measured = TradeArrays.of_round_trips(trips)
-    stats = measure_arrays(index, sim.equity, measured, columns["close"], options.capital,
-                           sim.position)  # fmt: skip
+    stats = measure_arrays(index, sim.equity, TradeArrays.of_round_trips(trips),
+                           columns["close"], options.capital, sim.position)  # fmt: skip
     summary = SymbolSummary(
         symbol=data.symbol,
         config=config,
@@ -315,7 +313,7 @@ def _backtest_arrays(
         refused=sim.refused,
     )
     candles = CandleArrays(index, columns, sim.equity, sim.position)
-    return _Computed(summary, candles, measured, data, bars, first, values)
+    return _Computed(summary, candles, data, bars, first, values)
 
 
 @dataclass
@@ -397,16 +395,11 @@ class _PortfolioSum:
         self.capital += part.capital
 
     def portfolio(
-        self,
-        symbols: list[str],
-        trades: Sequence[pd.DataFrame | RoundTrips],
-        measured: list[tuple[str, TradeArrays]] | None = None,
+        self, symbols: list[str], trades: Sequence[pd.DataFrame | RoundTrips]
     ) -> PortfolioResult:
-        """The portfolio of the symbols added, with their ``trades`` (frames with a symbol
-        column, or round trips named by their symbol). ``measured``:
-        each frame's symbol and :class:`TradeArrays`, when the caller has them (a run's
-        workers measured every symbol): the statistics then come from those arrays, and the
-        frame of all trades is only built if asked for."""
+        """The portfolio of the symbols added, with their ``trades``: round trips (the
+        statistics then come from their arrays, and the frame of all trades is built only if
+        asked for) or frames with a symbol column (a walk-forward's stitched windows)."""
         if self.times is None:
             raise ValueError("no results to combine")
         index = pd.DatetimeIndex(self.times.view("M8[ns]"), name=self.name)
@@ -414,7 +407,10 @@ class _PortfolioSum:
             index = index.tz_localize("UTC").tz_convert(self.tz)
         equity = pd.Series(self.equity, index=index, name="portfolio")
         times = self.times
-        found = None if measured is None else _exit_order(measured, times)
+        found = None
+        if trades and all(isinstance(t, RoundTrips) for t in trades):
+            measured = [TradeArrays.of_round_trips(t) for t in trades]
+            found = _exit_order(symbols, measured, times)
         if found is None:
             frame = _by_exit(pd.concat(_frames(trades), ignore_index=True))
             basket = pd.Series(self.basket, index=index)
@@ -422,7 +418,7 @@ class _PortfolioSum:
             return PortfolioResult(symbols, equity, frame, stats)
         order, exit_bars = found
         every = TradeArrays(**{
-            f.name: np.concatenate([getattr(arrays, f.name) for _, arrays in measured])[order]
+            f.name: np.concatenate([getattr(arrays, f.name) for arrays in measured])[order]
             for f in fields(TradeArrays)
         })  # fmt: skip
         stats = measure_arrays(index, self.equity, every, self.basket, self.capital, self.held,
@@ -431,19 +427,19 @@ class _PortfolioSum:
 
 
 def _exit_order(
-    measured: list[tuple[str, TradeArrays]], times: np.ndarray
+    symbols: list[str], measured: list[TradeArrays], times: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The rows of the symbols' trades, one after the other, in :func:`_by_exit`'s order,
     and the bar of each (sorted) exit in ``times``; None unless every exit is one of
     ``times`` and they rise (then pandas' rules apply, for missing times too)."""
-    exits = np.concatenate([arrays.exit_ns for _, arrays in measured])
+    exits = np.concatenate([arrays.exit_ns for arrays in measured])
     bars = bars_at(times, exits)
     if (bars < 0).any() or not (times[1:] > times[:-1]).all():
         return None
-    names = sorted({symbol for symbol, _ in measured})
+    names = sorted(set(symbols))
     rank = {name: i for i, name in enumerate(names)}
-    owners = np.repeat([rank[symbol] for symbol, _ in measured],
-                       [len(arrays.exit_ns) for _, arrays in measured])  # fmt: skip
+    owners = np.repeat([rank[symbol] for symbol in symbols],
+                       [len(arrays.exit_ns) for arrays in measured])  # fmt: skip
     # The exit bar stands for the exit time (the times rise), and with the owner's rank it
     # makes one number to sort by. Each symbol's exits are in order already, and the stable
     # sort (timsort) merges such runs far quicker than it would sort two keys.
@@ -522,7 +518,6 @@ class _Outcome:
     symbol: str
     result: SymbolSummary | None = None
     part: _PortfolioPart | None = None
-    measured: TradeArrays | None = None  # its trades as the statistics measured them
     staged: str | None = None  # its cache file's name in the stage folder
     why: str | None = None  # skipped: why
 
@@ -549,7 +544,7 @@ def _run_one(
     staged = None if stage_folder is None else stage_file(summary, stage_folder, candles)
     kept = computed.result() if keep_series else summary
     part = _PortfolioPart.of_arrays(candles, options.capital)
-    return _Outcome(symbol, kept, part, computed.measured, staged)
+    return _Outcome(symbol, kept, part, staged)
 
 
 def _outcomes(tasks: list[tuple], jobs: int, *args) -> Iterator[_Outcome]:
@@ -647,7 +642,6 @@ def run_symbols(
     stage = CacheStage(cache_dir, config.timeframe) if cache_dir is not None else None
     try:
         results: list[SymbolSummary] = []
-        measured: list[tuple[str, TradeArrays]] = []
         skipped: dict[str, str] = {}
         total = _PortfolioSum()
         folder = stage.folder if stage else None
@@ -660,7 +654,6 @@ def run_symbols(
                 continue
             total.add(outcome.part)
             results.append(outcome.result)
-            measured.append((outcome.result.symbol, outcome.measured))
             if stage:
                 stage.add(outcome.staged)
         bar.close()
@@ -671,8 +664,7 @@ def run_symbols(
         if not results:
             reasons = "; ".join(skipped.values())
             raise MissingDataError(f"nothing to backtest: {reasons}")
-        portfolio = total.portfolio([r.symbol for r in results], [r.round_trips for r in results],
-                                    measured)  # fmt: skip
+        portfolio = total.portfolio([r.symbol for r in results], [r.round_trips for r in results])
         # Results are complete before any cache file is touched.
         written = stage.commit() if stage else []
     except BaseException:
