@@ -86,15 +86,16 @@ def data_folder(root: Path) -> Path:
 
 def ours(folder: Path):
     """One search over the combinations, as optimize() runs it; the ranked table."""
-    from quant_trading.backtesting.optimize import _load, _Search, _search_table, search_space
     from quant_trading.backtesting.engine import Costs
+    from quant_trading.backtesting.optimize import _load, _Search, _search_table, search_space
     from quant_trading.backtesting.runner import BacktestOptions
     from quant_trading.strategy import configure
 
     config = configure("MACD", {}, timeframe="5m", symbols=[SYMBOL], source="params")
     grid = {"FAST": "4:29", "SLOW": "10:78:2", "SIGNAL": "3:14"}
     space = search_space(config.strategy, config.params, grid)
-    options = BacktestOptions(capital=CAPITAL, costs=Costs(commission_per_share=0.0))  # as the peers
+    # No commission, as the peers.
+    options = BacktestOptions(capital=CAPITAL, costs=Costs(commission_per_share=0.0))
     datas, _ = _load(config, str(folder), options)
     search = _Search(config, datas, options, tuple(space.values))
     combos = (space.complete(dict(zip(space.values, c))) for c in combinations())
