@@ -216,6 +216,9 @@ def cli_runs(runs: int, symbols: int = 10) -> list[tuple[str, list[float]]]:
                "5m", "--data-dir", str(data), "--cache-dir", str(Path(tmp) / "cache"),
                "--symbols", *names]  # fmt: skip
         env = {**os.environ, "ACTIVE_STRATEGY": "MACD"}
+        # As a user's Python does, the processes keep the modules' bytecode (written by the first
+        # run): with PYTHONDONTWRITEBYTECODE set, every run would also time compiling them.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run(cmd, check=True, capture_output=True, env=env)  # warm numba's disk cache
         out = []
         for jobs in ("1", "2"):

@@ -115,6 +115,9 @@ def ours_cold(folder: Path, cache_dir: Path | None) -> float:
         "print(time.perf_counter() - t)"
     )
     env = dict(os.environ)
+    # As a user's Python does, the processes keep the modules' bytecode (written by the first
+    # run): with PYTHONDONTWRITEBYTECODE set, every run would also time compiling them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = str(cache_dir)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,

@@ -344,6 +344,9 @@ def main() -> None:
             parser.error(f"no case matches {args.case}")
     env = {**os.environ, "ACTIVE_STRATEGY": "MACD", "TQDM_DISABLE": "1"}
     env.pop("QT_JOBS_MIN_BARS", None)
+    # As a user's Python does, the processes keep the modules' bytecode (written by the first
+    # run): with PYTHONDONTWRITEBYTECODE set, every run would also time compiling them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     args.data_root.mkdir(parents=True, exist_ok=True)
     for case in cases:  # all data first, so generating does not disturb the timings
         data_folder(args.data_root, case.data)
