@@ -34,6 +34,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from .statistics import readonly
+
 __all__ = [
     "pack_codes", "pack_exact", "pack_floats", "pack_ints", "pack_marked", "pack_runs", "pack_text",
     "unpack",
@@ -57,17 +59,6 @@ def _kernels():
 
 
 _KERNELS = None
-
-
-def _readonly(values, dtype) -> np.ndarray:
-    """``values`` as a contiguous array the compiled loops only read. numba loads one version
-    of a loop per combination of writeable and read-only arrays; all read-only, the columns
-    of pandas (read-only views) and of numpy share one, loaded once."""
-    out = np.ascontiguousarray(values, dtype=dtype)
-    if out.flags.writeable:
-        out = out.view()
-        out.flags.writeable = False
-    return out
 
 
 def _b64(array: np.ndarray, fragments: bool = False) -> Any:
@@ -110,7 +101,7 @@ def _int_spec(values: np.ndarray, delta: bool, offset: int, width: int, outliers
 def pack_ints(values: np.ndarray, *, fragments: bool = False) -> dict[str, Any]:
     """Integers (times in seconds, bar counts, codes), losslessly."""
     kernels = _kernels()
-    values = _readonly(values, np.int64)
+    values = readonly(values, np.int64)
     rows = len(values)
     # The typical step (a bar's length in seconds, 0 for prices) goes into one number.
     head = values[: _SAMPLE * 16 + 1]
@@ -126,14 +117,14 @@ def pack_ints(values: np.ndarray, *, fragments: bool = False) -> dict[str, Any]:
 
 def _sample_decimals(sample: np.ndarray) -> int | None:
     """The fewest decimals that hold a few values exactly (None: none do)."""
-    found = _kernels().fewest_decimals(_readonly(sample, np.float64), MAX_DECIMALS)
+    found = _kernels().fewest_decimals(readonly(sample, np.float64), MAX_DECIMALS)
     return None if found < 0 else found
 
 
 def pack_exact(values: np.ndarray, *, fragments: bool = False) -> dict[str, Any]:
     """Floats, losslessly: as decimal integers when that is exact (prices, volumes,
     whole shares), else as 8-byte floats."""
-    values = _readonly(values, np.float64)
+    values = readonly(values, np.float64)
     first = _sample_decimals(values[:_SAMPLE])
     if first is not None:
         ints = np.empty(len(values), np.int64)
@@ -175,11 +166,11 @@ def pack_marked(
     the shares held valued at the close), as the runs of that cash, losslessly; None if that
     does not give every value back bit for bit, or takes more bytes than the values. ``shares``
     and ``price``: the names and values of the columns the reader multiplies."""
-    values = _readonly(values, np.float64)
+    values = readonly(values, np.float64)
     rows = len(values)
     marked = np.asarray(shares[1], np.float64) * np.asarray(price[1], np.float64)
     starts, cash = np.empty(rows, np.int64), np.empty(rows, np.float64)
-    count = _kernels().cash_runs(values, _readonly(marked, np.float64), starts, cash)
+    count = _kernels().cash_runs(values, readonly(marked, np.float64), starts, cash)
     if count > rows // 8:  # as many bytes as the values themselves, or NaN
         return None
     starts, cash = starts[:count], cash[:count]

@@ -49,7 +49,7 @@ from ._packing import (
     pack_runs,
     unpack,
 )
-from .statistics import Statistics
+from .statistics import Statistics, epoch_ns
 
 if TYPE_CHECKING:  # readers (the visualizer) should not pay for the engine's imports
     from .engine import RoundTrips
@@ -146,10 +146,7 @@ class CandleArrays:
 
 def _epoch(times) -> np.ndarray:
     """Epoch seconds (bars start on whole seconds) of an index or a column of times."""
-    values = times.array if isinstance(times, pd.Series) else times
-    if not isinstance(values, pd.arrays.DatetimeArray | pd.DatetimeIndex):
-        values = pd.DatetimeIndex(values)
-    return values.as_unit("ns").asi8 // 1_000_000_000
+    return epoch_ns(times) // 1_000_000_000
 
 
 # The packed columns' base64 goes into the document as orjson fragments (see _packing).

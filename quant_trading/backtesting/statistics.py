@@ -190,7 +190,7 @@ class Market:
         """Buy & hold of ``prices``."""
         from ._statistics_jit import market_terms
 
-        centered, spread, total = market_terms(_readonly(prices, np.float64))
+        centered, spread, total = market_terms(readonly(prices, np.float64))
         return cls(centered, float(spread), float(total))
 
 
@@ -216,8 +216,9 @@ def from_measured(out: np.ndarray, bars: int, iso: Callable[[int], str]) -> Stat
     )
 
 
-def _readonly(values, dtype) -> np.ndarray:
-    """``values`` as a contiguous array the compiled code only reads. numba compiles (and
+def readonly(values, dtype) -> np.ndarray:
+    """``values`` as a contiguous array the compiled code (here and in the cache's encoders)
+    only reads. numba compiles (and
     loads from its cache) one version of a kernel per combination of writeable and
     read-only arrays; marked read-only, every caller's arrays use the same one, whether they
     came from pandas (read-only views) or from numpy."""
@@ -228,7 +229,7 @@ def _readonly(values, dtype) -> np.ndarray:
     return out
 
 
-def _ns(times) -> np.ndarray:
+def epoch_ns(times) -> np.ndarray:
     """Epoch nanoseconds of a column (or index) of times."""
     values = times.array if isinstance(times, pd.Series) else times
     if not isinstance(values, pd.arrays.DatetimeArray | pd.DatetimeIndex):
@@ -262,7 +263,7 @@ class TradeArrays:
         """The arrays of a frame with the columns of :attr:`SimResult.trades
         <quant_trading.backtesting.engine.SimResult.trades>`."""
         if len(trades):
-            entry_ns, exit_ns = _ns(trades["entry_time"]), _ns(trades["exit_time"])
+            entry_ns, exit_ns = epoch_ns(trades["entry_time"]), epoch_ns(trades["exit_time"])
         else:
             entry_ns = exit_ns = np.empty(0, np.int64)
         return cls(
@@ -284,8 +285,8 @@ class TradeArrays:
             return_pct=trips.return_of(pnl, trips.entry_price, trips.shares),
             commission=np.ascontiguousarray(trips.commission, dtype=np.float64),
             long=trips.side > 0,
-            entry_ns=_ns(trips.entry_time),
-            exit_ns=_ns(trips.exit_time),
+            entry_ns=epoch_ns(trips.entry_time),
+            exit_ns=epoch_ns(trips.exit_time),
         )
 
 
@@ -337,22 +338,22 @@ def measure_arrays(
     has_held = position is not None and len(position) > 0
     out = np.empty(SIZE)
     measure(
-        _readonly(equity, np.float64),
-        _readonly(times, np.int64),
-        _readonly(day_ends(index), np.int64),
+        readonly(equity, np.float64),
+        readonly(times, np.int64),
+        readonly(day_ends(index), np.int64),
         float(capital),
-        _readonly(market.centered, np.float64),
+        readonly(market.centered, np.float64),
         market.spread,
         market.total,
-        _readonly(position if has_held else np.empty(0), np.float64),
+        readonly(position if has_held else np.empty(0), np.float64),
         has_held,
-        _readonly(trades.pnl, np.float64),
-        _readonly(trades.return_pct, np.float64),
-        _readonly(trades.commission, np.float64),
-        _readonly(trades.long, np.bool_),
-        _readonly(trades.entry_ns, np.int64),
-        _readonly(trades.exit_ns, np.int64),
-        _readonly(bars_at(times, trades.exit_ns) if exit_bars is None else exit_bars, np.int64),
+        readonly(trades.pnl, np.float64),
+        readonly(trades.return_pct, np.float64),
+        readonly(trades.commission, np.float64),
+        readonly(trades.long, np.bool_),
+        readonly(trades.entry_ns, np.int64),
+        readonly(trades.exit_ns, np.int64),
+        readonly(bars_at(times, trades.exit_ns) if exit_bars is None else exit_bars, np.int64),
         out,
     )
     return from_measured(out, len(index), lambda i: index[i].isoformat())
