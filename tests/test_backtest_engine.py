@@ -216,3 +216,42 @@ def test_round_trips_give_the_frame_and_statistics_arrays():
     ours, theirs = TradeArrays.of_round_trips(trips), TradeArrays.of(frame)
     for name in ("pnl", "return_pct", "commission", "long", "entry_ns", "exit_ns"):
         np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
+
+
+@pytest.mark.parametrize("flat_at_close", [False, True])
+@pytest.mark.parametrize("fixed_shares", [None, 40.0])
+def test_the_fill_loop_counts_exposure_as_the_statistics_do(flat_at_close, fixed_shares):
+    """A parameter search takes the exposed bars from the fill loop, a backtest counts them
+    from the positions and exits: on targets that flip, pause, refuse entries (too little
+    cash for 40 shares) and hold through sessions, the two counts agree."""
+    from quant_trading.backtesting._statistics_jit import _exposed_bars
+    from quant_trading.backtesting.engine import _simulate_kernel
+
+    rng = np.random.default_rng(11)
+    index = pd.date_range("2024-01-02 09:30", periods=400, freq="30min", tz=TZ)
+    index = index[(index.hour >= 9) & (index.hour < 16)]
+    closes = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, len(index))))
+    frame = bars(closes * (1 + rng.normal(0, 0.003, len(index))), closes, index=index)
+    flags = session_last_bars(frame.index) if flat_at_close else np.zeros(len(index), bool)
+    times = frame.index.as_unit("ns").asi8
+    refused = 0
+    for trial in range(40):
+        runs = rng.integers(1, 12, len(index))  # targets held for 1 to 11 bars
+        sides = rng.integers(-1, 2, len(index)).astype(np.int8)
+        target = np.repeat(sides, runs)[: len(index)]
+        start = int(rng.integers(0, 30))
+        capital = float(rng.choice([2500.0, 1e5]))
+        sizing = Sizing(fixed_shares=fixed_shares)
+        result = simulate(frame, target, start=start, capital=capital, sizing=sizing,
+                          flat_at_close=flat_at_close)  # fmt: skip
+        costs = Costs()
+        *_, exposed = _simulate_kernel(
+            frame["open"].to_numpy(), frame["close"].to_numpy(), target, flags, start, capital,
+            costs.commission_per_share, costs.commission_min, costs.commission_max_pct / 100,
+            costs.slippage, sizing.allocation, fixed_shares or 0.0, False, flat_at_close,
+        )  # fmt: skip
+        refused += result.refused is not None
+        exits = result.records["exit_bar"]
+        counted = _exposed_bars(result.position, times[start:], times[exits], exits - start)
+        assert exposed == counted, trial
+    assert refused > 0 if fixed_shares else refused == 0

@@ -385,7 +385,7 @@ def _first_highest(values, stop):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def measure(  # pragma: no cover - compiled
-    values, times, day_last, capital, market, spread, buy_hold, held, has_held,
+    values, times, day_last, capital, market, spread, buy_hold, held, has_held, exposed,
     pnl, returns, commission, long, entry_ns, exit_ns, exit_bars, out,
 ):  # fmt: skip
     """Write the statistics of one equity curve into ``out`` (:data:`SIZE` floats).
@@ -393,7 +393,9 @@ def measure(  # pragma: no cover - compiled
     ``values``: equity at each bar's close; ``times``: the bars' epoch nanoseconds;
     ``day_last``: the position of each calendar day's last bar, in time order; ``market``,
     ``spread`` and ``buy_hold``: what :func:`market_terms` gives of buy & hold's prices;
-    ``held``: shares held per bar (used when ``has_held``); the trades as arrays:
+    ``held``: shares held per bar (used when ``has_held``); ``exposed``: the bars exposed
+    as the engine counted them while filling (-1: count them from ``held``); the trades as
+    arrays:
     P&L, return in percent, commission, long (bool), entry and exit epoch nanoseconds, and
     the bar of each exit (its position in ``times``, -1 if there is none; checked).
     """
@@ -482,7 +484,9 @@ def measure(  # pragma: no cover - compiled
         held_s[k] = _seconds(exit_ns[k] - entry_ns[k])
     exposure = math.nan
     if has_held and n:
-        exposure = _exposed_bars(held, times, exit_ns, exit_bars) / n * 100
+        if exposed < 0:
+            exposed = _exposed_bars(held, times, exit_ns, exit_bars)
+        exposure = exposed / n * 100
 
     f = out
     f[0] = span_s

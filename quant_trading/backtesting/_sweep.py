@@ -113,13 +113,14 @@ def _measure_rows(  # pragma: no cover - compiled
     # Row r of out: the statistics of filling targets[r], as backtest_symbol measures them.
     window = times[start:]
     for r in range(targets.shape[0]):
-        equity, held, table, _ = _simulate_kernel(
+        equity, held, table, _, exposed = _simulate_kernel(
             open_, close, targets[r], session_last, start, capital, per_share, minimum,
             max_fraction, slippage, allocation, fixed_shares, fractional, flat_at_close,
         )  # fmt: skip
         pnl, returns, commission, long, entry_ns, exit_ns, exit_bars = _trades(table, times, start)
-        measure(equity, window, day_last, capital, market, spread, buy_hold, held, True, pnl,
-                returns, commission, long, entry_ns, exit_ns, exit_bars, out[r])  # fmt: skip
+        measure(equity, window, day_last, capital, market, spread, buy_hold, held, True,
+                exposed, pnl, returns, commission, long, entry_ns, exit_ns, exit_bars,
+                out[r])  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -127,7 +128,7 @@ def _fill(  # pragma: no cover - compiled
     open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
     slippage, allocation, fixed_shares, fractional, flat_at_close, times,
 ):  # fmt: skip
-    equity, held, table, _ = _simulate_kernel(
+    equity, held, table, _, _ = _simulate_kernel(
         open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
         slippage, allocation, fixed_shares, fractional, flat_at_close,
     )  # fmt: skip
@@ -241,7 +242,7 @@ def _measure_portfolio(
     exits = exit_ns[order]
     market = union.market
     measure(total.equity, times, union.day_last, total.capital, market.centered,
-            market.spread, market.total, total.held, True, pnl[order], returns[order],
+            market.spread, market.total, total.held, True, -1, pnl[order], returns[order],
             commission[order], long[order], entry_ns[order], exits, bars_at(times, exits),
             out)  # fmt: skip
     return union

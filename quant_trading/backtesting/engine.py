@@ -291,7 +291,14 @@ def _simulate_kernel(  # pragma: no cover - compiled
     shares = entry_price = entry_fee = 0.0
     entry_bar = 0
     active = False  # becomes True at the first change of target inside the window
-    for i in range(start, n):
+    wanted = 0
+    # Bars with a position held at their close or the close before, or an exit: the
+    # statistics' exposure (their _exposed_bars of ``held`` and the exits, counted here for
+    # a parameter search, which measures thousands of fills).
+    exposed = 0
+    i = start
+    while i < n:
+        was, before = side, count
         if i > start:
             j = i - 1  # the bar whose close decided this open
             if not active:
@@ -346,9 +353,31 @@ def _simulate_kernel(  # pragma: no cover - compiled
                          else _SESSION)  # fmt: skip
             count += 1
             side = 0
-        equity[i - start] = cash + side * shares * close[i]
-        held[i - start] = side * shares
-    return equity, held, table[:count], refused
+        value = side * shares
+        equity[i - start] = cash + value * close[i]
+        held[i - start] = value
+        exposed += (was != 0) | (side != 0) | (count != before)
+        i += 1
+        if i - 1 > start and side == wanted and i < n - 1:
+            # Settled: the position is what the target asks (no refused entry waits). Until
+            # the target changes, a session ends (flat_at_close) or the last bar, the bars
+            # place no order and close nothing, so one tight loop writes their equity; most
+            # bars of a backtest are such bars.
+            decided = target[i - 2]
+            k = i
+            if flat_at_close:
+                while k < n - 1 and target[k - 1] == decided and not session_last[k]:
+                    equity[k - start] = cash + value * close[k]
+                    held[k - start] = value
+                    k += 1
+            else:
+                while k < n - 1 and target[k - 1] == decided:
+                    equity[k - start] = cash + value * close[k]
+                    held[k - start] = value
+                    k += 1
+            exposed += (k - i) * (side != 0)
+            i = k
+    return equity, held, table[:count], refused, exposed
 
 
 def session_last_bars(index: pd.DatetimeIndex) -> np.ndarray:
@@ -412,7 +441,7 @@ def simulate(
         bool(sizing.fractional),
         bool(flat_at_close),
     )
-    equity, held, table, refused = out
+    equity, held, table, refused, _ = out
     # Copies, not views: a view would keep the kernel's whole table (a row per bar) alive.
     records = {name: table[:, k].copy() for k, name in enumerate(_TRADE_FIELDS)}
     for name in ("side", "reason"):

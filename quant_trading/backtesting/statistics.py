@@ -347,6 +347,7 @@ def measure_arrays(
         market.total,
         readonly(position if has_held else np.empty(0), np.float64),
         has_held,
+        -1,
         readonly(trades.pnl, np.float64),
         readonly(trades.return_pct, np.float64),
         readonly(trades.commission, np.float64),
