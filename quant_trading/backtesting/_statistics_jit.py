@@ -311,7 +311,7 @@ def _exposed_bars_unordered(held, times, exit_ns):  # pragma: no cover - compile
 
 
 #: Bars per block of the drawdown walk: a block inside a drawdown without a new low (or a
-#: NaN) changes nothing, which its minimum and maximum show.
+#: NaN) changes nothing.
 _QUIET = 16
 
 
@@ -341,13 +341,12 @@ def _drawdowns(values, times, capital, depths, lengths):  # pragma: no cover - c
     for lo in range(0, n, _QUIET):
         hi = min(lo + _QUIET, n)
         if start >= 0:
-            least = most = values[lo]
-            odd = False
+            # Every value below the peak and not below the low (NaN is neither): counted,
+            # not branched on, so the compiler checks several bars at a time.
+            quiet = 0
             for i in range(lo, hi):
-                least = min(least, values[i])
-                most = max(most, values[i])
-                odd |= values[i] != values[i]
-            if not odd and most < peak and least >= low:
+                quiet += (values[i] < peak) & (values[i] >= low)
+            if quiet == hi - lo:
                 continue
         for i in range(lo, hi):
             v = values[i]
