@@ -24,7 +24,6 @@ are plain arrays.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
@@ -246,13 +245,15 @@ def _affordable(budget, price, per_share, minimum, max_fraction, fractional):  #
         if best * price + fee > budget:
             best *= 1.0 - 1e-12
         return best
-    # Whole shares: the floor of the exact solution, nudged if rounding put it one off.
-    n = math.floor(best)
+    # Whole shares: the floor of the exact solution, nudged if rounding put it one off. Kept
+    # a float (whole numbers are exact): converting to an integer and back lengthened every
+    # entry's chain of dependent instructions.
+    n = np.floor(best)
     while n > 0 and n * price + _commission(n, price, per_share, minimum, max_fraction) > budget:
-        n -= 1
+        n -= 1.0
     while (n + 1) * price + _commission(n + 1, price, per_share, minimum, max_fraction) <= budget:
-        n += 1
-    return float(n)
+        n += 1.0
+    return n
 
 
 # Columns of the kernel's trade table (one float row per round trip).
