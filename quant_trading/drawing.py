@@ -7,6 +7,7 @@ Pure data, no numba and no matplotlib, so readers of the cache stay light.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 __all__ = ["PRICE_PANEL", "Line", "Plot", "Drawing", "macd_drawing"]
@@ -87,6 +88,7 @@ class Drawing:
         )
 
 
+@cache  # frozen, and asked for by every MACD a parameter search makes
 def macd_drawing(names: tuple[str, str, str] = ("MACD", "Signal", "Hist")) -> Drawing:
     """MACD's look: the MACD and Signal lines and the Hist histogram in a panel with a zero
     line (also what a schema-1 cache, which stored no hints, is drawn with)."""
