@@ -297,6 +297,7 @@ def _simulate_kernel(  # pragma: no cover - compiled
     # statistics' exposure (their _exposed_bars of ``held`` and the exits, counted here for
     # a parameter search, which measures thousands of fills).
     exposed = 0
+    one, stop = np.uint64(1), np.uint64(n - 1)  # for the settled bars' loop
     i = start
     while i < n:
         was, before = side, count
@@ -360,24 +361,26 @@ def _simulate_kernel(  # pragma: no cover - compiled
         exposed += (was != 0) | (side != 0) | (count != before)
         i += 1
         if i - 1 > start and side == wanted and i < n - 1:
-            # Settled: the position is what the target asks (no refused entry waits). Until
-            # the target changes, a session ends (flat_at_close) or the last bar, the bars
-            # place no order and close nothing, so one tight loop writes their equity; most
-            # bars of a backtest are such bars.
+            # Settled: the position is what the target asks (no refused entry waits). While
+            # the target stays the same and no session ends (flat_at_close) before the last
+            # bar, the bars place no order and close nothing: only their equity moves. Most
+            # bars of a backtest are such bars, so this is a tight loop, with unsigned
+            # positions (numba checks a signed index for a negative value at every access,
+            # which cost a quarter of the fill).
             decided = target[i - 2]
-            k = i
+            k, offset = np.uint64(i), np.uint64(start)
             if flat_at_close:
-                while k < n - 1 and target[k - 1] == decided and not session_last[k]:
-                    equity[k - start] = cash + value * close[k]
-                    held[k - start] = value
-                    k += 1
+                while k < stop and target[k - one] == decided and not session_last[k]:
+                    equity[k - offset] = cash + value * close[k]
+                    held[k - offset] = value
+                    k += one
             else:
-                while k < n - 1 and target[k - 1] == decided:
-                    equity[k - start] = cash + value * close[k]
-                    held[k - start] = value
-                    k += 1
-            exposed += (k - i) * (side != 0)
-            i = k
+                while k < stop and target[k - one] == decided:
+                    equity[k - offset] = cash + value * close[k]
+                    held[k - offset] = value
+                    k += one
+            exposed += (np.int64(k) - i) * (side != 0)
+            i = np.int64(k)
     return equity, held, table[:count], refused, exposed
 
 
