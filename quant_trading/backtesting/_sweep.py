@@ -23,8 +23,8 @@ from quant_trading.jit import njit
 from ._statistics_jit import SIZE, measure
 from .datafiles import SymbolData
 from .engine import _simulate_kernel, session_last_bars
-from .runner import BacktestOptions, _PortfolioPart, _PortfolioSum, trading_window
-from .statistics import Market, bars_at, day_ends
+from .runner import BacktestOptions, _carry, _PortfolioPart, _PortfolioSum, trading_window
+from .statistics import Market, day_ends
 
 __all__ = ["Measured", "SymbolArrays", "measure_targets"]
 
@@ -132,7 +132,7 @@ def _fill(  # pragma: no cover - compiled
         open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
         slippage, allocation, fixed_shares, fractional, flat_at_close,
     )  # fmt: skip
-    return equity, np.abs(held), _trades(table, times, start)[:6]
+    return equity, np.abs(held), _trades(table, times, start)
 
 
 def _engine_args(options: BacktestOptions) -> tuple:
@@ -152,18 +152,59 @@ def _engine_args(options: BacktestOptions) -> tuple:
 
 @dataclass
 class _Union:
-    """The portfolio's bars and buy & hold, the same for every combination."""
+    """What every combination of a portfolio shares: the union of the symbols' bars, its
+    days and buy & hold (summed as :func:`~.runner.combine` sums them), and where each
+    symbol's bars fall in it."""
 
     index: pd.DatetimeIndex
+    times: np.ndarray  # epoch ns of ``index``
     day_last: np.ndarray
     market: Market
+    #: Per symbol: its bar at or before each of the union's (-1: none yet), None when its
+    #: bars are the union's (then its series add as they are).
+    carried: list[np.ndarray | None]
+    where: list[np.ndarray]  # per symbol: the union's bar of each of its bars
+    ranks: list[int]  # per symbol: its name's rank (combine() orders equal exits by it)
     _iso: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, symbols: list[SymbolArrays], capital: float) -> _Union:
+        total = _PortfolioSum()
+        for s in symbols:
+            window = s.times[s.start :]
+            total.add(_PortfolioPart(window, s.basket, np.zeros(len(window)), s.basket,
+                                     capital, s.index.tz, s.index.name))  # fmt: skip
+        index = pd.DatetimeIndex(total.times.view("M8[ns]"), name=total.name)
+        if total.tz is not None:
+            index = index.tz_localize("UTC").tz_convert(total.tz)
+        carried, where = [], []
+        for s in symbols:
+            window = s.times[s.start :]
+            same = np.array_equal(window, total.times)
+            carried.append(None if same else np.searchsorted(window, total.times, "right") - 1)
+            where.append(np.arange(len(window)) if same else np.searchsorted(total.times, window))
+        names = sorted({s.symbol for s in symbols})
+        return cls(index, total.times, day_ends(index), Market.of(total.basket), carried, where,
+                   [names.index(s.symbol) for s in symbols])  # fmt: skip
 
     def iso(self, position: int) -> str:
         text = self._iso.get(position)
         if text is None:
             text = self._iso[position] = self.index[position].isoformat()
         return text
+
+    def add(self, total: np.ndarray | None, i: int, values: np.ndarray, before: float):
+        """``total`` plus symbol ``i``'s ``values`` (a fill's own array, free to reuse) on
+        the union's bars, ``before`` before its first bar, as
+        :class:`~.runner._PortfolioSum` adds them; the first symbol's (``total`` None)
+        alone."""
+        at = self.carried[i]
+        if at is not None:
+            values = _carry(values, at, before)
+        if total is None:
+            return values
+        total += values
+        return total
 
 
 @dataclass
@@ -213,36 +254,30 @@ def _measure_portfolio(
     cache: dict[str, Any],
     out: np.ndarray,
 ) -> _Union:
-    total = _PortfolioSum()
-    trades = []
-    for s, target in zip(symbols, targets):
-        equity, held, made = _fill(s.data["open"], s.data["close"], target, s.session_last,
-                                   s.start, *args, s.times)  # fmt: skip
-        window = s.index
-        total.add(_PortfolioPart(window.as_unit("ns").asi8, equity, held, s.basket,
-                                 options.capital, window.tz, window.name))  # fmt: skip
-        trades.append(made)
     union = cache.get("union")
     if union is None:
-        index = pd.DatetimeIndex(total.times.view("M8[ns]"), name=total.name)
-        if total.tz is not None:
-            index = index.tz_localize("UTC").tz_convert(total.tz)
-        union = cache["union"] = _Union(index, day_ends(index), Market.of(total.basket))
+        union = cache["union"] = _Union.of(symbols, options.capital)
+    capital = 0.0
+    equity = held = None
+    trades, keys = [], []
+    for i, (s, target) in enumerate(zip(symbols, targets)):
+        values, shares, made = _fill(s.data["open"], s.data["close"], target, s.session_last,
+                                     s.start, *args, s.times)  # fmt: skip
+        equity = union.add(equity, i, values, options.capital)
+        held = union.add(held, i, shares, 0.0)
+        capital += options.capital
+        trades.append(made[:6])
+        # combine() sorts the trades by exit time, then symbol name (stable): the exit's bar
+        # in the union stands for its time, and with the rank it makes one number to sort.
+        keys.append(union.where[i][made[6]] * len(symbols) + union.ranks[i])
     pnl, returns, commission, long, entry_ns, exit_ns = (
         np.concatenate(column) for column in zip(*trades)
     )
-    # combine() sorts the trades by exit time, then symbol name (stable): sums run in
-    # that order.
-    names = sorted({s.symbol for s in symbols})
-    owner = np.concatenate(
-        [np.full(len(t[0]), names.index(s.symbol)) for s, t in zip(symbols, trades)]
-    )
-    order = np.lexsort((owner, exit_ns))
-    times = union.index.as_unit("ns").asi8
-    exits = exit_ns[order]
+    keys = np.concatenate(keys)
+    order = np.argsort(keys, kind="stable")
+    exit_bars = keys[order] // len(symbols)
     market = union.market
-    measure(total.equity, times, union.day_last, total.capital, market.centered,
-            market.spread, market.total, total.held, True, -1, pnl[order], returns[order],
-            commission[order], long[order], entry_ns[order], exits, bars_at(times, exits),
-            out)  # fmt: skip
+    measure(equity, union.times, union.day_last, capital, market.centered, market.spread,
+            market.total, held, True, -1, pnl[order], returns[order], commission[order],
+            long[order], entry_ns[order], exit_ns[order], exit_bars, out)  # fmt: skip
     return union
