@@ -271,3 +271,19 @@ def test_the_statistics_kernel_equals_the_per_bar_formulas_on_real_curves(real, 
         ours = _statistics_jit.log_returns(values)
         theirs = np.log(values[1:] / values[:-1])
         assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_the_portfolio_merges_trades_as_a_stable_sort_orders_them():
+    """A portfolio's trades come in order of exit bar, then symbol name, ties kept in order
+    (combine()'s stable sort): the compiled merge of the symbols' runs gives that order,
+    with runs that are empty, single, tied or many."""
+    from quant_trading.backtesting._sweep import _merged
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        runs = [
+            np.sort(rng.integers(0, 25, rng.integers(0, 12))) for _ in range(rng.integers(1, 9))
+        ]
+        keys = np.concatenate(runs).astype(np.int64)
+        edges = np.cumsum([0] + [len(run) for run in runs]).astype(np.int64)
+        assert np.array_equal(_merged(keys, edges), np.argsort(keys, kind="stable"))

@@ -23,7 +23,7 @@ from quant_trading.jit import njit
 from ._statistics_jit import SIZE, measure
 from .datafiles import SymbolData
 from .engine import _simulate_kernel, session_last_bars
-from .runner import BacktestOptions, _carry, _PortfolioPart, _PortfolioSum, trading_window
+from .runner import BacktestOptions, _PortfolioPart, _PortfolioSum, trading_window
 from .statistics import Market, day_ends
 
 __all__ = ["Measured", "SymbolArrays", "measure_targets"]
@@ -123,18 +123,6 @@ def _measure_rows(  # pragma: no cover - compiled
                 out[r])  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
-def _fill(  # pragma: no cover - compiled
-    open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
-    slippage, allocation, fixed_shares, fractional, flat_at_close, times,
-):  # fmt: skip
-    equity, held, table, _, _ = _simulate_kernel(
-        open_, close, target, session_last, start, capital, per_share, minimum, max_fraction,
-        slippage, allocation, fixed_shares, fractional, flat_at_close,
-    )  # fmt: skip
-    return equity, np.abs(held), _trades(table, times, start)
-
-
 def _engine_args(options: BacktestOptions) -> tuple:
     costs, sizing = options.costs, options.sizing
     return (
@@ -152,19 +140,27 @@ def _engine_args(options: BacktestOptions) -> tuple:
 
 @dataclass
 class _Union:
-    """What every combination of a portfolio shares: the union of the symbols' bars, its
-    days and buy & hold (summed as :func:`~.runner.combine` sums them), and where each
-    symbol's bars fall in it."""
+    """What every combination of a portfolio shares: the symbols' arrays one after the
+    other (symbol ``i``'s bars at ``bounds[i]:bounds[i + 1]``, its window from
+    ``starts[i]``), the union of their windows' bars with its days and buy & hold (summed as
+    :func:`~.runner.combine` sums them), and where each symbol's bars fall in it."""
 
     index: pd.DatetimeIndex
     times: np.ndarray  # epoch ns of ``index``
     day_last: np.ndarray
     market: Market
-    #: Per symbol: its bar at or before each of the union's (-1: none yet), None when its
-    #: bars are the union's (then its series add as they are).
-    carried: list[np.ndarray | None]
-    where: list[np.ndarray]  # per symbol: the union's bar of each of its bars
-    ranks: list[int]  # per symbol: its name's rank (combine() orders equal exits by it)
+    open: np.ndarray
+    close: np.ndarray
+    session_last: np.ndarray
+    bar_times: np.ndarray  # epoch ns of every symbol's bars
+    bounds: np.ndarray
+    starts: np.ndarray
+    #: Per symbol, ``len(times)`` each: its window's bar at or before each union bar (-1:
+    #: none yet).
+    carried: np.ndarray
+    #: Per symbol, one per bar of its window: that bar's position in the union.
+    where: np.ndarray
+    ranks: np.ndarray  # per symbol: its name's rank (combine() orders equal exits by it)
     _iso: dict[int, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -177,34 +173,29 @@ class _Union:
         index = pd.DatetimeIndex(total.times.view("M8[ns]"), name=total.name)
         if total.tz is not None:
             index = index.tz_localize("UTC").tz_convert(total.tz)
-        carried, where = [], []
-        for s in symbols:
-            window = s.times[s.start :]
-            same = np.array_equal(window, total.times)
-            carried.append(None if same else np.searchsorted(window, total.times, "right") - 1)
-            where.append(np.arange(len(window)) if same else np.searchsorted(total.times, window))
+        windows = [s.times[s.start :] for s in symbols]
         names = sorted({s.symbol for s in symbols})
-        return cls(index, total.times, day_ends(index), Market.of(total.basket), carried, where,
-                   [names.index(s.symbol) for s in symbols])  # fmt: skip
+        return cls(
+            index=index,
+            times=total.times,
+            day_last=day_ends(index),
+            market=Market.of(total.basket),
+            open=np.concatenate([s.data["open"] for s in symbols]),
+            close=np.concatenate([s.data["close"] for s in symbols]),
+            session_last=np.concatenate([s.session_last for s in symbols]),
+            bar_times=np.concatenate([s.times for s in symbols]),
+            bounds=np.cumsum([0] + [len(s.times) for s in symbols]),
+            starts=np.array([s.start for s in symbols], np.int64),
+            carried=np.concatenate([np.searchsorted(w, total.times, "right") - 1 for w in windows]),
+            where=np.concatenate([np.searchsorted(total.times, w) for w in windows]),
+            ranks=np.array([names.index(s.symbol) for s in symbols], np.int64),
+        )
 
     def iso(self, position: int) -> str:
         text = self._iso.get(position)
         if text is None:
             text = self._iso[position] = self.index[position].isoformat()
         return text
-
-    def add(self, total: np.ndarray | None, i: int, values: np.ndarray, before: float):
-        """``total`` plus symbol ``i``'s ``values`` (a fill's own array, free to reuse) on
-        the union's bars, ``before`` before its first bar, as
-        :class:`~.runner._PortfolioSum` adds them; the first symbol's (``total`` None)
-        alone."""
-        at = self.carried[i]
-        if at is not None:
-            values = _carry(values, at, before)
-        if total is None:
-            return values
-        total += values
-        return total
 
 
 @dataclass
@@ -238,46 +229,104 @@ def measure_targets(
                       *args, s.times, s.day_last, s.market.centered, s.market.spread,
                       s.market.total, out)  # fmt: skip
         return Measured(out, s.iso, len(s.index))
-    union = None
-    for r in range(rows):
-        union = _measure_portfolio(symbols, [t[r] for t in targets], args, options, cache, out[r])
-    if union is None:
-        return Measured(out, str, 0)
-    return Measured(out, union.iso, len(union.index))
-
-
-def _measure_portfolio(
-    symbols: list[SymbolArrays],
-    targets: list[np.ndarray],
-    args: tuple,
-    options: BacktestOptions,
-    cache: dict[str, Any],
-    out: np.ndarray,
-) -> _Union:
     union = cache.get("union")
     if union is None:
         union = cache["union"] = _Union.of(symbols, options.capital)
-    capital = 0.0
-    equity = held = None
-    trades, keys = [], []
-    for i, (s, target) in enumerate(zip(symbols, targets)):
-        values, shares, made = _fill(s.data["open"], s.data["close"], target, s.session_last,
-                                     s.start, *args, s.times)  # fmt: skip
-        equity = union.add(equity, i, values, options.capital)
-        held = union.add(held, i, shares, 0.0)
-        capital += options.capital
-        trades.append(made[:6])
-        # combine() sorts the trades by exit time, then symbol name (stable): the exit's bar
-        # in the union stands for its time, and with the rank it makes one number to sort.
-        keys.append(union.where[i][made[6]] * len(symbols) + union.ranks[i])
-    pnl, returns, commission, long, entry_ns, exit_ns = (
-        np.concatenate(column) for column in zip(*trades)
-    )
-    keys = np.concatenate(keys)
-    order = np.argsort(keys, kind="stable")
-    exit_bars = keys[order] // len(symbols)
     market = union.market
-    measure(equity, union.times, union.day_last, capital, market.centered, market.spread,
-            market.total, held, True, -1, pnl[order], returns[order], commission[order],
-            long[order], entry_ns[order], exit_ns[order], exit_bars, out)  # fmt: skip
-    return union
+    _measure_portfolio_rows(union.open, union.close, np.hstack(targets), union.session_last,
+                            union.bar_times, union.bounds, union.starts, *args, union.times,
+                            union.day_last, market.centered, market.spread, market.total,
+                            union.carried, union.where, union.ranks, out)  # fmt: skip
+    return Measured(out, union.iso, len(union.index))
+
+
+@njit(cache=True, nogil=True)
+def _measure_portfolio_rows(  # pragma: no cover - compiled
+    open_, close, targets, session_last, times, bounds, starts, capital, per_share, minimum,
+    max_fraction, slippage, allocation, fixed_shares, fractional, flat_at_close, union,
+    day_last, market, spread, buy_hold, carried, where, ranks, out,
+):  # fmt: skip
+    # Row r of out: the statistics of the portfolio of filling targets[r] (symbol i's part
+    # at bounds[i]:bounds[i + 1]), as combine() measures it: each symbol's equity and shares
+    # held carried onto the union's bars (its capital in cash before its first bar) and
+    # added in symbol order, and the trades in order of exit bar, then symbol name.
+    count, size = len(starts), len(union)
+    for r in range(targets.shape[0]):
+        equity, held = np.empty(size), np.empty(size)
+        total = 0.0
+        parts = []
+        trades = 0
+        window = 0  # where symbol i's window starts in ``where``
+        for i in range(count):
+            lo, hi, start = bounds[i], bounds[i + 1], starts[i]
+            values, shares, table, _, _ = _simulate_kernel(
+                open_[lo:hi], close[lo:hi], targets[r, lo:hi], session_last[lo:hi], start,
+                capital, per_share, minimum, max_fraction, slippage, allocation, fixed_shares,
+                fractional, flat_at_close,
+            )  # fmt: skip
+            carry = carried[i * size : (i + 1) * size]
+            for u in range(size):
+                j = carry[u]
+                value = values[j] if j >= 0 else capital
+                shares_held = abs(shares[j]) if j >= 0 else 0.0
+                if i == 0:
+                    equity[u], held[u] = value, shares_held
+                else:
+                    equity[u] += value
+                    held[u] += shares_held
+            total += capital
+            made = _trades(table, times[lo:hi], start)
+            bars = np.empty(len(made[0]), np.int64)
+            for k in range(len(bars)):
+                bars[k] = where[window + made[6][k]]
+            parts.append((made[0], made[1], made[2], made[3], made[4], made[5], bars))
+            trades += len(bars)
+            window += hi - lo - start
+        # The symbols' trades one after the other, then in order of exit bar, then name.
+        pnl, returns, commission = np.empty(trades), np.empty(trades), np.empty(trades)
+        long = np.empty(trades, np.bool_)
+        entry_ns, exit_ns = np.empty(trades, np.int64), np.empty(trades, np.int64)
+        exit_bars, keys = np.empty(trades, np.int64), np.empty(trades, np.int64)
+        edges = np.zeros(count + 1, np.int64)
+        for i in range(count):
+            part = parts[i]
+            lo = edges[i]
+            hi = edges[i + 1] = lo + len(part[0])
+            pnl[lo:hi], returns[lo:hi], commission[lo:hi] = part[0], part[1], part[2]
+            long[lo:hi], entry_ns[lo:hi], exit_ns[lo:hi] = part[3], part[4], part[5]
+            exit_bars[lo:hi] = part[6]
+            keys[lo:hi] = part[6] * count + ranks[i]
+        order = _merged(keys, edges)
+        pnl, returns, commission = pnl[order], returns[order], commission[order]
+        long, entry_ns, exit_ns = long[order], entry_ns[order], exit_ns[order]
+        exit_bars = exit_bars[order]
+        measure(equity, union, day_last, total, market, spread, buy_hold, held, True, -1, pnl,
+                returns, commission, long, entry_ns, exit_ns, exit_bars, out[r])  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _merged(keys, edges):  # pragma: no cover - compiled
+    # The order of ``keys`` (runs that rise, run j at edges[j]:edges[j + 1]) that a stable
+    # sort gives (equal keys keep their order): adjacent runs merge pairwise, log2(runs)
+    # passes over the keys.
+    order = np.arange(len(keys))
+    spare = np.empty(len(keys), np.int64)
+    runs = edges
+    while len(runs) > 2:
+        merged = np.empty(len(runs) // 2 + 1, np.int64)
+        m = 0
+        for e in range(0, len(runs) - 1, 2):
+            lo, mid = runs[e], runs[e + 1]
+            hi = runs[e + 2] if e + 2 < len(runs) else mid
+            a, b = lo, mid
+            for k in range(lo, hi):
+                right = a >= mid or (b < hi and keys[order[b]] < keys[order[a]])
+                spare[k] = order[b] if right else order[a]
+                b += right
+                a += not right
+            merged[m] = lo
+            m += 1
+        merged[m] = runs[len(runs) - 1]
+        runs = merged[: m + 1]
+        order, spare = spare, order
+    return order
