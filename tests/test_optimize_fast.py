@@ -273,17 +273,19 @@ def test_the_statistics_kernel_equals_the_per_bar_formulas_on_real_curves(real, 
         assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-15)
 
 
-def test_the_portfolio_merges_trades_as_a_stable_sort_orders_them():
+def test_the_portfolio_orders_trades_as_combine_sorts_them():
     """A portfolio's trades come in order of exit bar, then symbol name, ties kept in order
-    (combine()'s stable sort): the compiled merge of the symbols' runs gives that order,
-    with runs that are empty, single, tied or many."""
-    from quant_trading.backtesting._sweep import _merged
+    (combine()'s stable sort of the symbols' trades one after the other): the compiled
+    counting sort gives that order, for symbols with no, one, tied or many exits."""
+    from quant_trading.backtesting._sweep import _exit_order
 
     rng = np.random.default_rng(3)
     for _ in range(300):
-        runs = [
-            np.sort(rng.integers(0, 25, rng.integers(0, 12))) for _ in range(rng.integers(1, 9))
-        ]
-        keys = np.concatenate(runs).astype(np.int64)
+        count = int(rng.integers(1, 9))
+        runs = [np.sort(rng.integers(0, 25, rng.integers(0, 12))) for _ in range(count)]
+        bars = np.concatenate(runs).astype(np.int64)
         edges = np.cumsum([0] + [len(run) for run in runs]).astype(np.int64)
-        assert np.array_equal(_merged(keys, edges), np.argsort(keys, kind="stable"))
+        ranks = rng.permutation(count)  # each symbol's name's rank
+        keys = bars * count + np.repeat(ranks, [len(run) for run in runs])
+        order = _exit_order(bars, edges, np.argsort(ranks), 25)
+        assert np.array_equal(order, np.argsort(keys, kind="stable"))

@@ -286,7 +286,7 @@ def _measure_portfolio_rows(  # pragma: no cover - compiled
         pnl, returns, commission = np.empty(trades), np.empty(trades), np.empty(trades)
         long = np.empty(trades, np.bool_)
         entry_ns, exit_ns = np.empty(trades, np.int64), np.empty(trades, np.int64)
-        exit_bars, keys = np.empty(trades, np.int64), np.empty(trades, np.int64)
+        exit_bars = np.empty(trades, np.int64)
         edges = np.zeros(count + 1, np.int64)
         for i in range(count):
             part = parts[i]
@@ -295,8 +295,7 @@ def _measure_portfolio_rows(  # pragma: no cover - compiled
             pnl[lo:hi], returns[lo:hi], commission[lo:hi] = part[0], part[1], part[2]
             long[lo:hi], entry_ns[lo:hi], exit_ns[lo:hi] = part[3], part[4], part[5]
             exit_bars[lo:hi] = part[6]
-            keys[lo:hi] = part[6] * count + ranks[i]
-        order = _merged(keys, edges)
+        order = _exit_order(exit_bars, edges, np.argsort(ranks), size)
         pnl, returns, commission = pnl[order], returns[order], commission[order]
         long, entry_ns, exit_ns = long[order], entry_ns[order], exit_ns[order]
         exit_bars = exit_bars[order]
@@ -305,28 +304,18 @@ def _measure_portfolio_rows(  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _merged(keys, edges):  # pragma: no cover - compiled
-    # The order of ``keys`` (runs that rise, run j at edges[j]:edges[j + 1]) that a stable
-    # sort gives (equal keys keep their order): adjacent runs merge pairwise, log2(runs)
-    # passes over the keys.
-    order = np.arange(len(keys))
-    spare = np.empty(len(keys), np.int64)
-    runs = edges
-    while len(runs) > 2:
-        merged = np.empty(len(runs) // 2 + 1, np.int64)
-        m = 0
-        for e in range(0, len(runs) - 1, 2):
-            lo, mid = runs[e], runs[e + 1]
-            hi = runs[e + 2] if e + 2 < len(runs) else mid
-            a, b = lo, mid
-            for k in range(lo, hi):
-                right = a >= mid or (b < hi and keys[order[b]] < keys[order[a]])
-                spare[k] = order[b] if right else order[a]
-                b += right
-                a += not right
-            merged[m] = lo
-            m += 1
-        merged[m] = runs[len(runs) - 1]
-        runs = merged[: m + 1]
-        order, spare = spare, order
+def _exit_order(bars, edges, by_name, size):  # pragma: no cover - compiled
+    # The trades (symbol j's at edges[j]:edges[j + 1], their exit bars among ``size`` in
+    # ``bars``) in order of exit bar, then symbol name (``by_name``: the symbols in that
+    # order), then their own order: combine()'s stable sort, as a counting sort by bar.
+    first = np.zeros(size + 1, np.int64)  # each bar's first place in the order
+    for k in range(len(bars)):
+        first[bars[k] + 1] += 1
+    for b in range(size):
+        first[b + 1] += first[b]
+    order = np.empty(len(bars), np.int64)
+    for j in by_name:
+        for k in range(edges[j], edges[j + 1]):
+            order[first[bars[k]]] = k
+            first[bars[k]] += 1
     return order
