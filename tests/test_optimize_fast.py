@@ -275,9 +275,10 @@ def test_the_statistics_kernel_equals_the_per_bar_formulas_on_real_curves(real, 
 
 def test_the_portfolio_orders_trades_as_combine_sorts_them():
     """A portfolio's trades come in order of exit bar, then symbol name, ties kept in order
-    (combine()'s stable sort of the symbols' trades one after the other): the compiled
-    counting sort gives that order, for symbols with no, one, tied or many exits."""
-    from quant_trading.backtesting._sweep import _exit_order
+    (a stable sort of the symbols' trades one after the other): the compiled counting sort
+    that combine() and the parameter search use gives that order, for symbols with no, one,
+    tied or many exits."""
+    from quant_trading.backtesting._statistics_jit import exit_order
 
     rng = np.random.default_rng(3)
     for _ in range(300):
@@ -287,5 +288,5 @@ def test_the_portfolio_orders_trades_as_combine_sorts_them():
         edges = np.cumsum([0] + [len(run) for run in runs]).astype(np.int64)
         ranks = rng.permutation(count)  # each symbol's name's rank
         keys = bars * count + np.repeat(ranks, [len(run) for run in runs])
-        order = _exit_order(bars, edges, np.argsort(ranks), 25)
+        order = exit_order(bars, edges, np.argsort(ranks), 25)
         assert np.array_equal(order, np.argsort(keys, kind="stable"))

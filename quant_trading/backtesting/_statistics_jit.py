@@ -23,7 +23,9 @@ import numpy as np
 
 from quant_trading.jit import njit
 
-__all__ = ["FIELDS", "PEAK", "TROUGH", "SIZE", "measure", "market_terms", "log_returns"]
+__all__ = [
+    "FIELDS", "PEAK", "TROUGH", "SIZE", "measure", "market_terms", "log_returns", "exit_order",
+]  # fmt: skip
 
 TRADING_DAYS = 252.0
 _YEAR_S = 365.25 * 86400
@@ -540,3 +542,23 @@ def measure(  # pragma: no cover - compiled
         std = math.sqrt(_sum(squares) / (count - 1))
         f[33] = _ratio(math.sqrt(count) * mean_pnl, std)
     f[34] = kelly
+
+
+@njit(cache=True, nogil=True)
+def exit_order(bars, edges, by_name, size):  # pragma: no cover - compiled
+    """The order of a portfolio's trades that :func:`~.runner.combine` sorts them into: by
+    exit bar, then symbol name, then their own order (a stable sort of the symbols' trades
+    one after the other). Symbol ``j``'s trades are at ``edges[j]:edges[j + 1]``, their exit
+    bars (each below ``size``) in ``bars``; ``by_name``: the symbols in order of name. A
+    counting sort by bar: two passes over the trades."""
+    first = np.zeros(size + 1, np.int64)  # each bar's first place in the order
+    for k in range(len(bars)):
+        first[bars[k] + 1] += 1
+    for b in range(size):
+        first[b + 1] += first[b]
+    order = np.empty(len(bars), np.int64)
+    for j in by_name:
+        for k in range(edges[j], edges[j + 1]):
+            order[first[bars[k]]] = k
+            first[bars[k]] += 1
+    return order

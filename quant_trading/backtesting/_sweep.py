@@ -20,7 +20,7 @@ import pandas as pd
 
 from quant_trading.jit import njit
 
-from ._statistics_jit import SIZE, measure
+from ._statistics_jit import SIZE, exit_order, measure
 from .datafiles import SymbolData
 from .engine import _simulate_kernel, session_last_bars
 from .runner import BacktestOptions, _PortfolioPart, _PortfolioSum, trading_window
@@ -295,27 +295,9 @@ def _measure_portfolio_rows(  # pragma: no cover - compiled
             pnl[lo:hi], returns[lo:hi], commission[lo:hi] = part[0], part[1], part[2]
             long[lo:hi], entry_ns[lo:hi], exit_ns[lo:hi] = part[3], part[4], part[5]
             exit_bars[lo:hi] = part[6]
-        order = _exit_order(exit_bars, edges, np.argsort(ranks), size)
+        order = exit_order(exit_bars, edges, np.argsort(ranks), size)
         pnl, returns, commission = pnl[order], returns[order], commission[order]
         long, entry_ns, exit_ns = long[order], entry_ns[order], exit_ns[order]
         exit_bars = exit_bars[order]
         measure(equity, union, day_last, total, market, spread, buy_hold, held, True, -1, pnl,
                 returns, commission, long, entry_ns, exit_ns, exit_bars, out[r])  # fmt: skip
-
-
-@njit(cache=True, nogil=True)
-def _exit_order(bars, edges, by_name, size):  # pragma: no cover - compiled
-    # The trades (symbol j's at edges[j]:edges[j + 1], their exit bars among ``size`` in
-    # ``bars``) in order of exit bar, then symbol name (``by_name``: the symbols in that
-    # order), then their own order: combine()'s stable sort, as a counting sort by bar.
-    first = np.zeros(size + 1, np.int64)  # each bar's first place in the order
-    for k in range(len(bars)):
-        first[bars[k] + 1] += 1
-    for b in range(size):
-        first[b + 1] += first[b]
-    order = np.empty(len(bars), np.int64)
-    for j in by_name:
-        for k in range(edges[j], edges[j + 1]):
-            order[first[bars[k]]] = k
-            first[bars[k]] += 1
-    return order

@@ -432,18 +432,16 @@ def _exit_order(
     """The rows of the symbols' trades, one after the other, in :func:`_by_exit`'s order,
     and the bar of each (sorted) exit in ``times``; None unless every exit is one of
     ``times`` and they rise (then pandas' rules apply, for missing times too)."""
+    from ._statistics_jit import exit_order  # numba: measure_arrays loads it anyway
+
     exits = np.concatenate([arrays.exit_ns for arrays in measured])
     bars = bars_at(times, exits)
     if (bars < 0).any() or not (times[1:] > times[:-1]).all():
         return None
     names = sorted(set(symbols))
-    rank = {name: i for i, name in enumerate(names)}
-    owners = np.repeat([rank[symbol] for symbol in symbols],
-                       [len(arrays.exit_ns) for arrays in measured])  # fmt: skip
-    # The exit bar stands for the exit time (the times rise), and with the owner's rank it
-    # makes one number to sort by. Each symbol's exits are in order already, and the stable
-    # sort (timsort) merges such runs far quicker than it would sort two keys.
-    order = np.argsort(bars * len(names) + owners, kind="stable")
+    ranks = [names.index(symbol) for symbol in symbols]
+    edges = np.cumsum([0] + [len(arrays.exit_ns) for arrays in measured])
+    order = exit_order(bars, edges, np.argsort(ranks, kind="stable"), len(times))
     return order, bars[order]
 
 

@@ -218,10 +218,9 @@ def from_measured(out: np.ndarray, bars: int, iso: Callable[[int], str]) -> Stat
 
 def readonly(values, dtype) -> np.ndarray:
     """``values`` as a contiguous array the compiled code (here and in the cache's encoders)
-    only reads. numba compiles (and
-    loads from its cache) one version of a kernel per combination of writeable and
-    read-only arrays; marked read-only, every caller's arrays use the same one, whether they
-    came from pandas (read-only views) or from numpy."""
+    only reads. numba compiles (and loads from its cache) one version of a kernel per
+    combination of writeable and read-only arrays; marked read-only, every caller's arrays
+    use the same one, whether they came from pandas (read-only views) or from numpy."""
     out = np.ascontiguousarray(values, dtype=dtype)
     if out.flags.writeable:
         out = out.view()
