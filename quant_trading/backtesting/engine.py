@@ -218,7 +218,9 @@ def _commission(shares, price, per_share, minimum, max_fraction):  # pragma: no 
     return fee
 
 
-@njit(cache=True, nogil=True)
+# Inlined into the fill (numba IR): LLVM left it a call, and every float the fill keeps in
+# a register was saved and reloaded around it at each entry, an eighth of the fill's time.
+@njit(cache=True, nogil=True, inline="always")
 def _affordable(budget, price, per_share, minimum, max_fraction, fractional):  # pragma: no cover
     """The most shares whose cost plus commission fit in ``budget`` (0 if none)."""
     if budget <= 0.0 or price <= 0.0:
