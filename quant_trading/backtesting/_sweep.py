@@ -160,7 +160,7 @@ class _Union:
     carried: np.ndarray
     #: Per symbol, one per bar of its window: that bar's position in the union.
     where: np.ndarray
-    ranks: np.ndarray  # per symbol: its name's rank (combine() orders equal exits by it)
+    by_name: np.ndarray  # the symbols in order of name (combine() orders equal exits so)
     _iso: dict[int, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -174,7 +174,6 @@ class _Union:
         if total.tz is not None:
             index = index.tz_localize("UTC").tz_convert(total.tz)
         windows = [s.times[s.start :] for s in symbols]
-        names = sorted({s.symbol for s in symbols})
         return cls(
             index=index,
             times=total.times,
@@ -188,7 +187,7 @@ class _Union:
             starts=np.array([s.start for s in symbols], np.int64),
             carried=np.concatenate([np.searchsorted(w, total.times, "right") - 1 for w in windows]),
             where=np.concatenate([np.searchsorted(total.times, w) for w in windows]),
-            ranks=np.array([names.index(s.symbol) for s in symbols], np.int64),
+            by_name=np.argsort([s.symbol for s in symbols], kind="stable"),
         )
 
     def iso(self, position: int) -> str:
@@ -236,7 +235,7 @@ def measure_targets(
     _measure_portfolio_rows(union.open, union.close, np.hstack(targets), union.session_last,
                             union.bar_times, union.bounds, union.starts, *args, union.times,
                             union.day_last, market.centered, market.spread, market.total,
-                            union.carried, union.where, union.ranks, out)  # fmt: skip
+                            union.carried, union.where, union.by_name, out)  # fmt: skip
     return Measured(out, union.iso, len(union.index))
 
 
@@ -244,7 +243,7 @@ def measure_targets(
 def _measure_portfolio_rows(  # pragma: no cover - compiled
     open_, close, targets, session_last, times, bounds, starts, capital, per_share, minimum,
     max_fraction, slippage, allocation, fixed_shares, fractional, flat_at_close, union,
-    day_last, market, spread, buy_hold, carried, where, ranks, out,
+    day_last, market, spread, buy_hold, carried, where, by_name, out,
 ):  # fmt: skip
     # Row r of out: the statistics of the portfolio of filling targets[r] (symbol i's part
     # at bounds[i]:bounds[i + 1]), as combine() measures it: each symbol's equity and shares
@@ -295,7 +294,7 @@ def _measure_portfolio_rows(  # pragma: no cover - compiled
             pnl[lo:hi], returns[lo:hi], commission[lo:hi] = part[0], part[1], part[2]
             long[lo:hi], entry_ns[lo:hi], exit_ns[lo:hi] = part[3], part[4], part[5]
             exit_bars[lo:hi] = part[6]
-        order = exit_order(exit_bars, edges, np.argsort(ranks), size)
+        order = exit_order(exit_bars, edges, by_name, size)
         pnl, returns, commission = pnl[order], returns[order], commission[order]
         long, entry_ns, exit_ns = long[order], entry_ns[order], exit_ns[order]
         exit_bars = exit_bars[order]
