@@ -5,10 +5,13 @@ numba alone does not do (shown here on a two-module package in a temporary folde
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from quant_trading import jit
 
@@ -113,3 +116,66 @@ def test_every_compiled_module_is_listed():
             if path.name != "jit.py" and "@njit" in text:
                 found.add(path.relative_to(REPO).as_posix())
     assert found == set(jit.COMPILED), textwrap.shorten(str(found ^ set(jit.COMPILED)), 300)
+
+
+SAY = """\
+import sys
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {repo!r})
+from quant_trading.cli import say_if_compiling
+from pkg.caller import twice
+say_if_compiling("prog", twice)
+print(twice())
+"""
+
+
+def _on_terminal(command: list[str], env: dict[str, str] | None = None, cwd: Path = REPO):
+    """Run ``command`` with its stderr on a pseudo-terminal (as in a shell window) and its
+    stdout captured; returns (exit code, stdout, stderr)."""
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, text=True,
+                              timeout=300, cwd=cwd, env={**os.environ, **(env or {})})  # fmt: skip
+    finally:
+        os.close(follower)
+    seen = b""
+    try:
+        while chunk := os.read(leader, 4096):
+            seen += chunk
+    except OSError:  # the terminal's other end is closed: all is read
+        pass
+    finally:
+        os.close(leader)
+    return done.returncode, done.stdout, seen.decode().replace("\r\n", "\n")
+
+
+def test_a_first_call_on_a_terminal_is_announced_and_a_cached_or_redirected_one_is_not(tmp_path):
+    _package(tmp_path, 3)
+    command = [sys.executable, "-c", SAY.format(root=str(tmp_path), repo=str(REPO))]
+    redirected = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert (redirected.returncode, redirected.stdout, redirected.stderr) == (0, "6\n", "")
+    for cache in (tmp_path / "pkg" / "__pycache__").glob("*.nb[ic]"):
+        cache.unlink()  # compiled above: back to a first run
+    code, out, err = _on_terminal(command)
+    assert (code, out) == (0, "6\n")
+    assert err == (
+        "prog: compiling the engine for its first run (about half a minute, once; "
+        "later runs load it from disk)...\n"
+    )
+    assert _on_terminal(command) == (0, "6\n", "")  # compiled and cached by the run before
+
+
+@pytest.mark.slow
+def test_the_quick_start_backtest_says_it_compiles_on_its_first_run_only(tmp_path):
+    """The README's first command on a terminal: the first run, which compiles for about
+    half a minute, says so before anything else; the next one loads from disk, silently."""
+    command = [sys.executable, "-m", "quant_trading.backtesting.run_backtest", "--timeframe",
+               "5m", "--data-dir", "market_data", "--no-cache"]  # fmt: skip
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}  # an empty cache: as after installing
+    first = _on_terminal(command, env)
+    assert first[0] == 0 and first[1].startswith("MACD backtest on 5m bars")
+    assert first[2] == (
+        "run_backtest: compiling the engine for its first run (about half a minute, once; "
+        "later runs load it from disk)...\n"
+    )
+    assert _on_terminal(command, env) == (0, first[1], "")

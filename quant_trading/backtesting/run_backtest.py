@@ -23,6 +23,7 @@ from ..cli import (
     fail,
     positive_int,
     run_config,
+    say_if_compiling,
     setup_logging,
     time_option,
 )
@@ -72,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     from ..csv_store import DataFileError
     from ..strategy import StrategyError
+    from ._statistics_jit import measure
     from .cache import CacheWriteError
-    from .engine import Costs, Sizing
+    from .engine import Costs, Sizing, _simulate_kernel
     from .runner import BacktestOptions, run_symbols
 
     try:
@@ -94,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.start is not None and options.end is not None and options.start >= options.end:
         return fail(PROG, "--start must be before --end", 2)
 
+    say_if_compiling(PROG, _simulate_kernel, measure)
     try:
         jobs = _jobs(args.jobs, config, args.data_dir, min_bars)
         # Each symbol's cache file is written as it is computed, and all are moved into

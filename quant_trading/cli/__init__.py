@@ -15,6 +15,7 @@ __all__ = [
     "ArgumentParser",
     "setup_logging",
     "fail",
+    "say_if_compiling",
     "positive_float",
     "non_negative_float",
     "add_run_arguments",
@@ -79,6 +80,21 @@ def fail(prog: str, message: str, code: int = 1) -> int:
     """Print ``prog: error: message`` on stderr and return ``code`` (for ``return fail(...)``)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+def say_if_compiling(prog: str, *functions) -> None:
+    """On a terminal, say that this run compiles ``functions`` before it prints anything (the
+    first run after installing or updating: about half a minute of silence otherwise).
+    Redirected output stays exactly the run's own."""
+    from ..jit import is_cached
+
+    if sys.stderr.isatty() and not is_cached(*functions):
+        print(
+            f"{prog}: compiling the engine for its first run (about half a minute, once; "
+            "later runs load it from disk)...",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser, default_client_id: int) -> None:

@@ -19,6 +19,7 @@ from . import (
     fail,
     positive_int,
     run_config,
+    say_if_compiling,
     setup_logging,
     time_option,
 )
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 bad arguments, 130 interrupted after writing what was done)."""
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    from ..backtesting._sweep import _measure_rows
     from ..backtesting.cluster import ClusterError, check_scheduler
     from ..backtesting.datafiles import DataFileError
     from ..backtesting.optimize import OptimizeError, optimize, search_space
@@ -167,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (StrategyError, OptimizeError, ClusterError, FileNotFoundError, ValueError) as exc:
         return fail(PROG, str(exc), 2)
+    if not scheduler:  # a cluster's workers compile, not this process
+        say_if_compiling(PROG, _measure_rows)
     try:
         if spans:
             result = walk_forward(config.strategy, in_sample=spans[0], out_of_sample=spans[1],
