@@ -360,6 +360,43 @@ def test_tws_gone_is_a_503_at_once_and_the_held_connection_returns_with_it(
     assert restarted.client_ids() == {21}
 
 
+def test_a_connection_lost_while_the_toggle_connects_shows_as_reconnecting(
+    api, simulator, settings, monkeypatch
+):
+    """TWS goes away between the held connection's handshake and the toggle's answer: the
+    state says reconnecting (not connected over a closed socket), and it comes back."""
+    from dashboard.api import tws
+
+    sim = simulator(speed=0.0)
+    port = sim.port
+    settings.TWS = ConnectionSettings("127.0.0.1", port, 21)
+    settings.TWS_TIMEOUT = 5.0
+    handshake = tws.HeldTracker.connect_to_tws
+
+    def connect_then_lose_tws(tracker):
+        connected = handshake(tracker)
+        sim.stop()  # TWS quits right after the handshake
+        poll("the socket to close", lambda: not tracker.isConnected())
+        return connected
+
+    monkeypatch.setattr(tws.HeldTracker, "connect_to_tws", connect_then_lose_tws)
+    status, state = toggle(api, True)
+    assert status == 200
+    assert state["state"] == "reconnecting"
+    assert state["last_error"].startswith(f"the connection to TWS at 127.0.0.1:{port} was lost")
+    status, doc = get_portfolio(api, 1.0)  # refused at once, not tried on a closed socket
+    assert status == 503 and "was lost; reconnecting" in doc["error"]["message"]
+
+    restarted = simulator(speed=0.0, port=port)
+    doc = poll("the portfolio once TWS is back",
+               lambda: (r := get_portfolio(api, 1.0))[0] == 200 and r[1])  # fmt: skip
+    assert (doc["source"]["connection"], api.get("/api/connection/").json()["state"]) == (
+        "held",
+        "connected",
+    )
+    assert restarted.client_ids() == {21}
+
+
 # ------------------------------------------------------------------------------- health
 
 

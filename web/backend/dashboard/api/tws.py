@@ -295,9 +295,10 @@ class HeldConnection:
             log.info("connecting the held connection to TWS at %s", _where(tws))
             tracker, connected = self._open(tws, deadline)
             if connected:
-                log.info("held connection to TWS at %s is up (client %d)", _where(tws),
-                         tws.client_id)  # fmt: skip
-                return self.state()
+                state = self.state()
+                log.info("held connection to TWS at %s (client %d): %s", _where(tws),
+                         tws.client_id, state.state)  # fmt: skip
+                return state
             error = _connect_error(tracker)
             with self._lock:
                 if self._tracker is tracker:
@@ -323,7 +324,12 @@ class HeldConnection:
         if not tracker.connect_to_tws():
             return tracker, False
         with self._lock:
-            self._set("connected", None)
+            # A drop since the handshake was not taken for one (it was not "connected"
+            # yet): the tracker is reconnecting, and _restored says when it is back.
+            if tracker.isConnected():
+                self._set("connected", None)
+            else:
+                self._set("reconnecting", f"the connection to TWS at {_where(tws)} was lost")
         return tracker, True
 
     def disconnect(self) -> ConnectionState:
