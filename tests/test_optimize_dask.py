@@ -291,6 +291,72 @@ def test_workers_with_other_toolkit_code_are_refused(folders, tmp_path):
         _stop(scheduler)
 
 
+#: A ``sitecustomize`` for a machine without the toolkit: as if neither it nor its bundled
+#: strategies were installed (the editable install would otherwise be found anywhere).
+NO_TOOLKIT = """\
+import sys
+
+class NoToolkit:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("quant_trading", "strategies"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoToolkit())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("bare", "message"),
+    [
+        ("worker", "a Dask worker of {address} cannot import quant_trading: install this toolkit"),
+        ("scheduler", "the Dask scheduler at {address} cannot import quant_trading: install"),
+    ],
+)
+def test_a_cluster_machine_without_the_toolkit_is_one_line(folders, tmp_path, bare, message):
+    """The workers, or the scheduler (it unpickles each task, which names the toolkit's
+    function), cannot import the toolkit: one line naming which, before anything runs."""
+    without = tmp_path / "no toolkit"
+    without.mkdir()
+    (without / "sitecustomize.py").write_text(NO_TOOLKIT)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                      log=tmp_path / "scheduler.log",
+                      code=without if bare == "scheduler" else REPO_ROOT)  # fmt: skip
+    worker = None
+    try:
+        _wait_for_port(port, scheduler)
+        worker = _dask("worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                       "--no-dashboard", log=tmp_path / "worker.log",
+                       code=without if bare == "worker" else REPO_ROOT)  # fmt: skip
+        out = tmp_path / "optimize"
+        result = run_module(
+            MODULE,
+            *common(
+                folders,
+                "--param",
+                "FAST=6,8",
+                "--param",
+                "SLOW=26",
+                "--scheduler",
+                address,
+                "--out-dir",
+                str(out),
+            ),  # fmt: skip
+            drop=DROP,
+            timeout=180,
+        )
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("optimize: error: " + message.format(address=address))
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stdout == "" and not out.exists()
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(scheduler)
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

@@ -140,10 +140,22 @@ class DaskCluster:
         mine = _versions()
         try:
             theirs = self.client.run(_versions)
-        except ImportError as exc:  # the worker cannot unpickle a function of this package
+        except Exception as exc:  # a worker cannot unpickle a function of this package
+            if (missing := _missing_module(exc)) is None:
+                raise
             raise ClusterError(
-                f"a Dask worker of {self.scheduler} cannot import {exc.name or exc}: install "
+                f"a Dask worker of {self.scheduler} cannot import {missing}: install "
                 "this toolkit on the workers (pip install 'quant_trading[optimize]')"
+            ) from None
+        try:  # the scheduler unpickles each task, which names a function of this package
+            self.client.run_on_scheduler(_importable)
+        except Exception as exc:
+            if (missing := _missing_module(exc)) is None:
+                raise
+            raise ClusterError(
+                f"the Dask scheduler at {self.scheduler} cannot import {missing}: install "
+                "this toolkit there too (pip install 'quant_trading[optimize]'); it reads "
+                "the tasks, which name the toolkit's functions"
             ) from None
         for worker, versions in sorted(theirs.items()):
             for name in _SAME:
@@ -165,7 +177,7 @@ class DaskCluster:
             with tempfile.TemporaryDirectory() as folder:
                 copy = Path(folder) / f"{name}.py"
                 shutil.copyfile(path, copy)
-                # Not imported on upload: the scheduler need not have the toolkit.
+                # Not imported on upload: the scheduler need not have what the strategy imports.
                 self.client.upload_file(str(copy), load=False)
             self._shipped.add(name)
             log.info("sent %s to the workers as %s", path, name)
@@ -229,6 +241,11 @@ def _run_chunk(search, bars: list, chunk: list[dict[str, Any]]):
         if not search.datas:
             search.datas = list(bars)
         return search.run_batch(chunk)
+
+
+def _importable() -> bool:
+    # Run on the scheduler: that it could unpickle this function is the check.
+    return True
 
 
 def _versions() -> dict[str, str]:
