@@ -70,7 +70,7 @@ def _parser() -> ArgumentParser:
         "--trials",
         type=positive_int,
         metavar="N",
-        help="combinations drawn by --method random (default: 100)",
+        help="combinations tried by --method random or optuna (default: 100)",
     )
     p.add_argument("--seed", type=int, help="random seed, for a reproducible draw")
     p.add_argument(
