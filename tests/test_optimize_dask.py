@@ -255,40 +255,36 @@ def test_workers_with_other_toolkit_code_are_refused(folders, tmp_path):
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     with (code / "quant_trading" / "macd.py").open("a") as changed:
         changed.write("# changed\n")
+    _, error = _refused(folders, tmp_path, code, code)
+    assert error.startswith("optimize: error: Dask worker tcp://127.0.0.1:")
+    assert "has quant_trading code" in error
+
+
+def _refused(folders, tmp_path, scheduler_code: Path, worker_code: Path) -> tuple[str, str]:
+    """A two-combination search on a `dask scheduler` and a `dask worker` started as
+    processes on loopback, importing the toolkit from these folders, which refuse it: exit
+    1, nothing on stdout and nothing written. Returns the scheduler's address and stderr."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port),
-                      "--no-dashboard", log=tmp_path / "scheduler.log", code=code)  # fmt: skip
+    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                      log=tmp_path / "scheduler.log", code=scheduler_code)  # fmt: skip
     worker = None
     try:
         _wait_for_port(port, scheduler)
         worker = _dask("worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                       "--no-dashboard", log=tmp_path / "worker.log", code=code)  # fmt: skip
+                       "--no-dashboard", log=tmp_path / "worker.log", code=worker_code)  # fmt: skip
         out = tmp_path / "optimize"
-        result = run_module(
-            MODULE,
-            *common(
-                folders,
-                "--param",
-                "FAST=6,8",
-                "--param",
-                "SLOW=26",
-                "--scheduler",
-                address,
-                "--out-dir",
-                str(out),
-            ),  # fmt: skip
-            drop=DROP,
-            timeout=180,
-        )
-        assert result.returncode == 1, result.stderr
-        assert result.stderr.startswith("optimize: error: Dask worker tcp://127.0.0.1:")
-        assert "has quant_trading code" in result.stderr and result.stderr.count("\n") == 1
-        assert result.stdout == "" and not out.exists()
+        argv = common(folders, "--param", "FAST=6,8", "--param", "SLOW=26", "--scheduler",
+                      address, "--out-dir", str(out))  # fmt: skip
+        result = run_module(MODULE, *argv, drop=DROP, timeout=180)
     finally:
         if worker is not None:
             _stop(worker)
         _stop(scheduler)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+    assert result.stdout == "" and not out.exists()
+    return address, result.stderr
 
 
 #: A ``sitecustomize`` for a machine without the toolkit: as if neither it nor its bundled
@@ -319,42 +315,10 @@ def test_a_cluster_machine_without_the_toolkit_is_one_line(folders, tmp_path, ba
     without = tmp_path / "no toolkit"
     without.mkdir()
     (without / "sitecustomize.py").write_text(NO_TOOLKIT)
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
-                      log=tmp_path / "scheduler.log",
-                      code=without if bare == "scheduler" else REPO_ROOT)  # fmt: skip
-    worker = None
-    try:
-        _wait_for_port(port, scheduler)
-        worker = _dask("worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                       "--no-dashboard", log=tmp_path / "worker.log",
-                       code=without if bare == "worker" else REPO_ROOT)  # fmt: skip
-        out = tmp_path / "optimize"
-        result = run_module(
-            MODULE,
-            *common(
-                folders,
-                "--param",
-                "FAST=6,8",
-                "--param",
-                "SLOW=26",
-                "--scheduler",
-                address,
-                "--out-dir",
-                str(out),
-            ),  # fmt: skip
-            drop=DROP,
-            timeout=180,
-        )
-        assert result.returncode == 1, result.stderr
-        assert result.stderr.startswith("optimize: error: " + message.format(address=address))
-        assert result.stderr.count("\n") == 1, result.stderr
-        assert result.stdout == "" and not out.exists()
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(scheduler)
+    scheduler_code = without if bare == "scheduler" else REPO_ROOT
+    worker_code = without if bare == "worker" else REPO_ROOT
+    address, error = _refused(folders, tmp_path, scheduler_code, worker_code)
+    assert error.startswith("optimize: error: " + message.format(address=address))
 
 
 @pytest.mark.parametrize(
