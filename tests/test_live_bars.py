@@ -138,3 +138,48 @@ def test_the_close_finishes_bars_built_from_trades(one_minute):
     pd.testing.assert_frame_equal(
         live.timeframes["5m"].frame()[OHLCV], aggregate(one_minute, "5m"), check_freq=False
     )
+
+
+def trades(live: LiveBars, bars: pd.DataFrame, first_second: int = 0):
+    """Each 1-minute bar as trades at its open, high, low and close (those before
+    ``first_second`` into the first minute left out: the feed began there). Returns the
+    bars finished and the first gap of each timeframe."""
+    finished, gaps = [], {}
+    for k, (time, row) in enumerate(bars.iterrows()):
+        start = time.timestamp()
+        for offset, price in ((0, row.open), (10, row.high), (20, row.low), (50, row.close)):
+            if k == 0 and offset < first_second:
+                continue
+            done, missing = live.add_trade(start + offset, price, row.volume / 4)
+            finished += done
+            for name, time in missing.items():
+                gaps.setdefault(name, time)
+    return finished, gaps
+
+
+@pytest.mark.parametrize("today", [True, False])
+def test_delayed_datas_first_tick_from_the_last_session_is_not_a_gap(one_minute, today):
+    """Delayed data (15 minutes behind) starts with the last trade it knows: early in a
+    session, the previous one's 15:59:55, whose bar the history holds. It is neither asked
+    for again nor taken as the feed's start. The feed then begins 40 seconds into 09:30: a
+    bar the history holds is not asked for (a span ending before our last bar), one it does
+    not hold comes from history, as the feed saw only part of it."""
+    live = LiveBars("AAPL", ["1m", "5m"], configure("MACD", {}))
+    # Today: 1m history through 09:34, 5m through the previous session (09:30 is not over);
+    # else both through the previous session.
+    ends = {"1m": at("2026-10-30 09:35"), "5m": at("2026-10-30 09:30")}
+    for tf in ("1m", "5m"):
+        end = ends[tf] if today else at("2026-10-30 09:30")
+        live.add_history(tf, aggregate(one_minute[one_minute.index < end], tf))
+    previous = one_minute.loc[: at("2026-10-29 16:00")].iloc[-1]
+    done, gaps = live.add_trade(at("2026-10-29 15:59:55").timestamp(), previous.close, 100.0)
+    assert (done, gaps, live.live_since) == ([], {}, float("inf"))
+    done, gaps = trades(live, one_minute.loc[at("2026-10-30 09:30") : at("2026-10-30 09:45")], 40)
+    assert {f.source for f in done} == {"live"}
+    first_live = {tf: min(f.bar.time for f in done if f.timeframe.name == tf) for tf in ends}
+    if today:  # 1m holds 09:30-09:34 already: no gap there, 09:35 is the first live bar
+        assert gaps == {"5m": at("2026-10-30 09:30")}
+        assert first_live == {"1m": at("2026-10-30 09:35"), "5m": at("2026-10-30 09:35")}
+    else:  # 09:30 was half seen: history through it, then live
+        assert gaps == {"1m": at("2026-10-30 09:30"), "5m": at("2026-10-30 09:30")}
+        assert first_live == {"1m": at("2026-10-30 09:31"), "5m": at("2026-10-30 09:35")}

@@ -129,11 +129,17 @@ class LiveBars:
 
         A bar that ends with this input is finished at once: IB sends 5-second bars in order,
         so nothing later can fall into it. That way a bar shows when its time is up, and the
-        session's last bars show at the close instead of the next morning."""
-        if time < self.live_since:
-            self.live_since = time
+        session's last bars show at the close instead of the next morning.
+
+        Input older than every timeframe's newest bar is left out: delayed data's first
+        tick is the last trade it knows (the previous session's close at the open), whose
+        bars the history already holds."""
         finished: list[FinishedBar] = []
         gaps: dict[str, pd.Timestamp] = {}
+        if self._covered(time):
+            return finished, gaps
+        if time < self.live_since:
+            self.live_since = time
         for name, tf in self.timeframes.items():
             bar = tf.aggregator.add_bar(time, open, high, low, close, volume)
             if bar is not None:
@@ -164,6 +170,13 @@ class LiveBars:
                 self._finish(name, tf, done, finished, gaps)
         return finished, gaps
 
+    def _covered(self, time: float) -> bool:
+        """Whether epoch ``time`` falls before the end of every timeframe's newest bar."""
+        return all(
+            tf.last_time is not None and time < tf.last_time.timestamp() + tf.seconds
+            for tf in self.timeframes.values()
+        )
+
     def _finish(
         self,
         name: str,
@@ -173,7 +186,9 @@ class LiveBars:
         gaps: dict[str, pd.Timestamp],
     ) -> None:
         """Append a bar the aggregator finished, or mark it as a gap for history when the
-        feed did not see all of it."""
+        feed did not see all of it (not when our series has it already)."""
+        if tf.last_time is not None and bar.time <= tf.last_time:
+            return
         if bar.time.timestamp() < self.live_since or self._missing_before(tf, bar):
             gaps[name] = bar.time
             return
