@@ -33,3 +33,29 @@ def run_module(
         cwd=cwd,
         env=environment,
     )
+
+
+def read_one_line_and_hang_up(
+    module: str, *args: str, timeout: float = 120, cwd: Path = REPO_ROOT
+) -> tuple[str, int, str]:
+    """Run ``module`` as ``python -m module args | head -1`` would: read one line of its
+    output, close the pipe, and let it run into the closed pipe. Returns (the line, the
+    exit code, stderr)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IBKR_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=environment,
+    )
+    try:
+        line = process.stdout.readline()
+        process.stdout.close()
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    return line, process.returncode, err

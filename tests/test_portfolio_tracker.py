@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runner import run_module
+from cli_runner import read_one_line_and_hang_up, run_module
 
 from quant_trading.core.ibkr_connection import ConnectionConfigError, IBKRConnection, RequestError
 from quant_trading.core.portfolio_tracker import AccountPnL, PortfolioTracker
@@ -320,3 +320,13 @@ def test_cli_watch_goes_on_after_a_dropped_connection():
             if process.poll() is None:
                 process.kill()
                 process.wait(5)
+
+
+def test_watch_into_a_closed_pipe_ends_quietly(simulator):
+    """``--json --watch 1 | head -1``: once head has its line, the next snapshot finds the
+    pipe closed; the tracker ends as a shell tool does (141), without a traceback."""
+    line, code, err = read_one_line_and_hang_up(
+        "quant_trading.core.portfolio_tracker", "--port", str(simulator.port), "--json",
+        "--watch", "1", timeout=60,
+    )  # fmt: skip
+    assert (line, code, err) == ("{\n", 141, "")

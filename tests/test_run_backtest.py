@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import run_module
+from cli_runner import read_one_line_and_hang_up, run_module
 
 from quant_trading import backtest
 from quant_trading.backtesting.cache import SCHEMA, CacheError, read_cache, write_cache
@@ -410,3 +410,20 @@ def test_read_cache_rejects_foreign_files(tmp_path):
 def test_a_missing_data_folder_is_reported_once():
     line = one_line_error(run("--data-dir", "/nonexistent", "--no-cache"), 1)
     assert line == "run_backtest: error: /nonexistent: data folder not found"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``run_backtest --trades 0 | head -1``: the report (megabytes with every trade) meets
+    a closed pipe; the run ends as a shell tool does (141), without a traceback, and its
+    cache is written all the same (it was complete before the report was printed)."""
+    if not (SAMPLE / "AAPL_5m.csv").exists():
+        pytest.skip("bundled sample data missing")
+    cache = tmp_path / "cache"
+    line, code, err = read_one_line_and_hang_up(
+        "quant_trading.backtesting.run_backtest", "--timeframe", "5m", "--data-dir",
+        str(SAMPLE), "--trades", "0", "--cache-dir", str(cache),
+    )  # fmt: skip
+    assert (line.startswith("MACD backtest on 5m bars"), code, err) == (True, 141, "")
+    assert sorted(p.name for p in (cache / "5m").iterdir()) == [
+        "AAPL_backtest.json", "MSFT_backtest.json", "SPY_backtest.json",
+    ]  # fmt: skip

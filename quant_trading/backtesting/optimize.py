@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -915,6 +914,7 @@ def _ticks(count: int, most: int = 20) -> list[int]:
 
 
 if __name__ == "__main__":
+    from ..cli import exit_with
     from ..cli.optimize import main
 
-    sys.exit(main())
+    exit_with(main)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 __all__ = [
     "ArgumentParser",
     "setup_logging",
+    "exit_with",
     "fail",
     "say_if_compiling",
     "positive_float",
@@ -80,6 +84,43 @@ def fail(prog: str, message: str, code: int = 1) -> int:
     """Print ``prog: error: message`` on stderr and return ``code`` (for ``return fail(...)``)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
+
+
+#: The exit code of a run whose output's reader went away (``| head``): a shell's for a
+#: tool that SIGPIPE stopped (128 + 13).
+BROKEN_PIPE = 141
+
+
+def exit_with(main: Callable[[], int], fast: bool = False) -> NoReturn:
+    """End a ``python -m`` run with ``main()``'s exit code. Output cut off by its reader
+    (``| head``) ends the run quietly with :data:`BROKEN_PIPE` instead of a BrokenPipeError
+    traceback. ``fast``: skip the interpreter's teardown (freeing pandas', numba's and the
+    run's objects one by one) once everything is flushed."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python ignores SIGPIPE (the TWS socket relies on errors, not the signal), so a
+        # closed stdout raises; one from anywhere else is a bug to show.
+        if not _reader_gone():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
+        code = BROKEN_PIPE
+    if fast:
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll says POLLERR)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return False
 
 
 def say_if_compiling(prog: str, *functions) -> None:

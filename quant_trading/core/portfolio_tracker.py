@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -414,6 +413,7 @@ class PortfolioTracker(IBKRConnection):
 
 
 if __name__ == "__main__":  # the seed's `python -m quant_trading.core.portfolio_tracker`
+    from quant_trading.cli import exit_with
     from quant_trading.cli.portfolio import main
 
-    sys.exit(main())
+    exit_with(main)

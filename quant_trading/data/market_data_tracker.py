@@ -26,7 +26,6 @@ import datetime
 import logging
 import math
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -778,6 +777,7 @@ def _whole_bins(bars: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
 
 
 if __name__ == "__main__":  # the seed's `python -m quant_trading.data.market_data_tracker`
+    from quant_trading.cli import exit_with
     from quant_trading.cli.market_data import main
 
-    sys.exit(main())
+    exit_with(main)

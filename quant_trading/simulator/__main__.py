@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -215,11 +214,9 @@ async def _run(sim: Simulator, data_dir: Path) -> int:
 
 
 if __name__ == "__main__":
-    status = main()
+    from ..cli import exit_with
+
     # Everything is closed and said; skip the interpreter's teardown of numba, pandas and the
     # loaded data, which can take longer than the shutdown itself, so that a SIGTERM (a
     # service manager, a test) stops the simulator within a second.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main, fast=True)

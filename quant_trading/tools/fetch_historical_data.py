@@ -21,6 +21,7 @@ from ..cli import (
     ArgumentParser,
     add_connection_arguments,
     connection_failed,
+    exit_with,
     fail,
     setup_logging,
 )
@@ -158,4 +159,4 @@ def _summary(result) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

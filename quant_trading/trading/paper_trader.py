@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -285,6 +284,7 @@ def _position(shares: float, price: float) -> str:
 
 
 if __name__ == "__main__":  # python -m quant_trading.trading.paper_trader
+    from quant_trading.cli import exit_with
     from quant_trading.cli.paper_trader import main
 
-    sys.exit(main())
+    exit_with(main)

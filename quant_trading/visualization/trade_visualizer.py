@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Sequence
 
 from ..backtesting.cache import CacheError
-from ..cli import ArgumentParser, fail, setup_logging
+from ..cli import ArgumentParser, exit_with, fail, setup_logging
 from ..timeframes import TimeframeError, parse_time, parse_timeframe
 
 PROG = "trade_visualizer"
@@ -134,4 +133,4 @@ def _window(args, start, end, started: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
