@@ -32,7 +32,13 @@ from quant_trading.visualization.catalog import scan_cache
 from quant_trading.visualization.chart import CANDLE_DOWN, CANDLE_UP, STYLE, TradeChart
 from quant_trading.visualization.header import ChartHeader
 from quant_trading.visualization.markers import MarkerKind, trade_markers
-from quant_trading.visualization.viewport import MAX_BARS, MIN_BARS, Viewport, default_width
+from quant_trading.visualization.viewport import (
+    MAX_BARS,
+    MIN_BARS,
+    Viewport,
+    default_width,
+    first_window,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "market_data"
@@ -534,6 +540,16 @@ def test_message_replaces_the_chart():
 # -- navigation ----------------------------------------------------------------------------
 
 
+def test_the_first_window_from_a_start_an_end_both_or_neither():
+    assert first_window(None, None, 390, 10_000) == (9_610, 10_000)  # the last week
+    assert first_window(100, None, 390, 10_000) == (100, 490)  # a week from --start
+    assert first_window(None, 5_000, 390, 10_000) == (4_610, 5_000)  # a week up to --end
+    assert first_window(100, 5_000, 390, 10_000) == (100, 5_000)  # both: as asked
+    assert first_window(9_900, None, 390, 10_000) == (9_900, 10_000)  # not past the data
+    assert first_window(None, 200, 390, 10_000) == (0, 200)
+    assert first_window(None, None, 390, 100) == (0, 100)
+
+
 def test_viewport_moves_stay_inside_the_data():
     view = Viewport.ending_at(20_000, 390, 20_000)
     assert (view.start, view.stop) == (19_610, 20_000)
@@ -618,6 +634,15 @@ def test_export_without_dates_shows_the_last_week(cache_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "SPY 5m, 2026-08-25 09:30 .. 2026-08-31 15:55 (390 bars" in result.stdout
     assert out.stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("side", ["--start 2026-07-06", "--end 2026-07-10"])
+def test_export_with_one_end_shows_the_week_from_or_up_to_it(cache_dir, tmp_path, side):
+    out = tmp_path / "aapl.jpg"
+    result = visualizer("--cache-dir", str(cache_dir), "--export", str(out), "--symbol",
+                        "AAPL", *side.split())  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "AAPL 5m, 2026-07-06 09:30 .. 2026-07-10 15:55 (390 bars" in result.stdout
 
 
 @pytest.mark.parametrize(

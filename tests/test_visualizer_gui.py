@@ -330,6 +330,15 @@ def test_start_and_end_choose_the_first_window(open_app, cache_dir):
     assert f"{app.chart.time_of(app.view.stop - 1):%Y-%m-%d %H:%M}" == "2026-07-07 15:50"
 
 
+@pytest.mark.parametrize("side", ["start", "end"])
+def test_start_or_end_alone_opens_on_the_week_from_or_up_to_it(open_app, cache_dir, side):
+    when = {"start": parse_time("2026-07-06"), "end": parse_time("2026-07-10", end=True)}
+    app = open_app(cache_dir, timeframe="5m", symbol="AAPL", **{side: when[side]})
+    assert app.view.width == 390  # a week of 5-minute bars
+    assert f"{app.chart.time_of(app.view.start):%Y-%m-%d %H:%M}" == "2026-07-06 09:30"
+    assert f"{app.chart.time_of(app.view.stop - 1):%Y-%m-%d %H:%M}" == "2026-07-10 15:55"
+
+
 def test_screenshot_of_the_real_command_shows_a_chart(display, cache_dir, tmp_path):
     # The README's command, as a user starts it; the window is screenshotted from the X server.
     if shutil.which("import") is None:

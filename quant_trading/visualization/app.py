@@ -27,7 +27,7 @@ from ..backtesting.cache import CachedBacktest, CacheError
 from ..timeframes import parse_time
 from .catalog import CacheCatalog, scan_cache
 from .chart import TradeChart
-from .viewport import Viewport, default_width
+from .viewport import Viewport, default_width, first_window
 
 __all__ = ["TradeVisualizerApp", "KEYS"]
 
@@ -298,7 +298,12 @@ class TradeVisualizerApp:
             bar = min(self.chart.bars_between(anchor, None)[0], total - 1)
             self.view = Viewport(bar - width // 2, width, total).clamped()
         elif start is not None or end is not None:
-            first, stop = self.chart.bars_between(start, end)
+            first, stop = first_window(
+                None if start is None else self.chart.bars_between(start, None)[0],
+                None if end is None else self.chart.bars_between(None, end)[1],
+                width,
+                total,
+            )
             if stop <= first:
                 log.warning("no bars between %s and %s; showing the last week", start, end)
                 self.view = Viewport.ending_at(total, width, total)

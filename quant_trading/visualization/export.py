@@ -11,6 +11,7 @@ import pandas as pd
 from ..backtesting.cache import CacheError
 from .catalog import scan_cache
 from .chart import render_png
+from .viewport import default_width, first_window
 
 __all__ = ["ExportedChart", "export_chart", "IMAGE_SUFFIXES"]
 
@@ -42,7 +43,8 @@ def export_chart(
     end: pd.Timestamp | None = None,
 ) -> ExportedChart:
     """Draw ``symbol``'s cached backtest into ``path``: bars from ``start`` (inclusive) to
-    ``end`` (exclusive), by default the last week.
+    ``end`` (exclusive); with one of them a week from ``start`` or up to ``end``, with
+    neither the last week.
 
     Raises CacheError (one line, naming the file or saying what to run) when there is no
     usable cache, ValueError for a request the cache cannot answer (unknown symbol, a period
@@ -61,14 +63,16 @@ def export_chart(
         have = ", ".join(symbols)
         raise ValueError(f"no {timeframe} cache for {symbol} in {cache_dir} (have: {have})")
     backtest = catalog.load(timeframe, symbol)
-    first = stop = None
-    if start is not None or end is not None:
-        index = backtest.candles.index
-        first = 0 if start is None else int(index.searchsorted(start))
-        stop = len(index) if end is None else int(index.searchsorted(end))
-        if stop <= first:
-            covered = f"{backtest.period['start'][:10]} .. {backtest.period['end'][:10]}"
-            raise ValueError(f"no {symbol} bars in that period (the cache covers {covered})")
+    index = backtest.candles.index
+    first, stop = first_window(
+        None if start is None else int(index.searchsorted(start)),
+        None if end is None else int(index.searchsorted(end)),
+        default_width(timeframe, len(index)),
+        len(index),
+    )
+    if stop <= first:
+        covered = f"{backtest.period['start'][:10]} .. {backtest.period['end'][:10]}"
+        raise ValueError(f"no {symbol} bars in that period (the cache covers {covered})")
     chart = render_png(backtest, path, first, stop)
     first, stop = chart.window
     return ExportedChart(

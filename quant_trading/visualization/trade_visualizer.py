@@ -55,9 +55,11 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--symbol", help="symbol to show first (default: the first in the folder)")
     p.add_argument(
-        "--start", help="first day or time shown, New York time (default: the last week)"
+        "--start",
+        help="first day or time shown, New York time (alone: the week from it; "
+        "default: the last week)",
     )
-    p.add_argument("--end", help="last day or time shown")
+    p.add_argument("--end", help="last day or time shown (alone: the week up to it)")
     p.add_argument(
         "--export",
         metavar="FILE.png",
@@ -108,7 +110,7 @@ def _export(args, start, end) -> int:
         return fail(PROG, f"cannot write {args.export}: {exc.strerror or exc}", 1)
     print(
         f"Wrote {done.path}: {done.symbol} {done.timeframe}, {done.first:%Y-%m-%d %H:%M} .. "
-        f"{done.last:%Y-%m-%d %H:%M} ({done.bars:,} bars, {done.markers} trade markers)"
+        f"{done.last:%Y-%m-%d %H:%M} ({done.bars:,} bars, {done.markers:,} trade markers)"
     )
     return 0
 

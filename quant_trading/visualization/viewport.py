@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from ..timeframes import parse_timeframe
 
-__all__ = ["Viewport", "default_width", "MIN_BARS", "MAX_BARS"]
+__all__ = ["Viewport", "default_width", "first_window", "MIN_BARS", "MAX_BARS"]
 
 #: Fewer bars than this is not a chart any more.
 MIN_BARS = 20
@@ -37,6 +37,19 @@ def default_width(timeframe: str, total: int) -> int:
     # Daily or longer bars: about half a year.
     week = round(5 * SESSION_MINUTES / minutes) if minutes and minutes < SESSION_MINUTES else 120
     return max(1, min(week, DEFAULT_MAX_BARS, total))
+
+
+def first_window(first: int | None, stop: int | None, width: int, total: int) -> tuple[int, int]:
+    """Bars ``[first, stop)`` to show first, from the bars a ``--start`` (``first``) and an
+    ``--end`` (``stop``) fall on: both as asked; one of them: ``width`` bars from ``first``
+    or up to ``stop``; neither: the last ``width`` bars."""
+    if first is None and stop is None:
+        return max(0, total - width), total
+    if first is None:
+        return max(0, stop - width), stop
+    if stop is None:
+        return first, min(total, first + width)
+    return first, stop
 
 
 @dataclass(frozen=True)
