@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from cli_runner import REPO_ROOT
 
 from quant_trading.simulator import PacingLimits, SimulatorConfig
 from quant_trading.simulator.__main__ import build_parser
@@ -29,10 +30,10 @@ def _lines(stream, out: queue.Queue) -> None:
 def run_cli():
     procs = []
 
-    def start(*args):
+    def start(*args, cwd=None):
         proc = subprocess.Popen(
             [sys.executable, "-m", "quant_trading.simulator", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
         )  # fmt: skip
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
@@ -67,6 +68,24 @@ def test_cli_serves_clients_and_stops_on_ctrl_c(run_cli, sim_data, ibapi_client,
     assert "stopped" in lines.get(timeout=5)
     client.wait(lambda: client.of("connectionClosed"), 5, "connection closed by the server")
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_the_readme_banner_names_the_folder_as_given_and_the_documented_start(run_cli):
+    """Started from the checkout without --data-dir (the README's way, clock frozen): the
+    bundled market_data as the user knows it, one hour after the last session's open."""
+    if not (REPO_ROOT / "market_data" / "AAPL_1m.csv").exists():
+        pytest.skip("bundled sample data missing")
+    proc, lines = run_cli("--port", "0", "--speed", "0", cwd=REPO_ROOT)
+    first = lines.get(timeout=60) or ""
+    port = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
+    assert port, first
+    assert first == (
+        f"TWS simulator listening on 127.0.0.1:{port[1]} (server version 176, account "
+        "DU1234567, symbols AAPL, MSFT, SPY from market_data, market time 2026-10-30 10:30 "
+        "New York at 0x); Ctrl-C to stop\n"
+    )
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -184,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(_run(sim, data_dir))
 
 
+def _shown(folder: Path) -> Path:
+    """``folder`` relative to the current one when it lies inside (as the user gave it)."""
+    try:
+        return folder.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return folder
+
+
 async def _run(sim: Simulator, data_dir: Path) -> int:
     try:
         port = await sim.start()
@@ -196,7 +204,7 @@ async def _run(sim: Simulator, data_dir: Path) -> int:
     print(
         f"TWS simulator listening on {sim.config.host}:{port} (server version "
         f"{sim.server_version}, account {sim.account.account}, symbols {symbols} from "
-        f"{data_dir}, market time {now:%Y-%m-%d %H:%M} New York at {sim.clock.speed:g}x"
+        f"{_shown(data_dir)}, market time {now:%Y-%m-%d %H:%M} New York at {sim.clock.speed:g}x"
         f"{', looping' if sim.config.loop else ''}); Ctrl-C to stop",
         flush=True,
     )

@@ -113,12 +113,14 @@ class Simulator:
         self.config = config
         self.market = Market(config.data_dir, tick_interval=config.tick_interval,
                              speed=config.speed, start=config.start)  # fmt: skip
+        begin = self.market.clock.now()
         for symbol in self.market.symbols:  # read the files now, not on the first request
             try:
                 self.market.data(symbol).ensure_loaded()
             except Exception as exc:
                 log.warning("cannot read data for %s: %s", symbol, exc)
         _warm_up_aggregation()
+        self.market.clock.jump(begin)  # the replay starts now, not before the files were read
         self.account = config.account
         self.pacer = Pacer(config.pacing)
         self.history_limits = config.history_limits
