@@ -128,3 +128,13 @@ def test_posting_stays_on_this_machine(url):
         check_dashboard_url(url)
     assert check_dashboard_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
     assert check_dashboard_url("http://localhost:8000") == "http://localhost:8000"
+
+
+def test_the_comparison_counts_in_words():
+    from quant_trading.trading.compare import BookComparison, report
+
+    lines: list[str] = []
+    start = pd.Timestamp("2026-10-30 09:30", tz="America/New_York")
+    assert report([BookComparison("AAPL 5m", start, [], [])], lines.append) == 0
+    assert lines == ["AAPL 5m    from 2026-10-30 09:30: paper 0 orders, backtest 0: identical",
+                     "identical (1 book, 0 orders)"]  # fmt: skip

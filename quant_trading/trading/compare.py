@@ -122,9 +122,10 @@ def report(books: list[BookComparison], output: Callable[[str], None] = print) -
     for book in books:
         count = len(book.differences)
         total += count
-        verdict = "identical" if not count else f"{count} difference{'s' * (count != 1)}"
+        verdict = "identical" if not count else _count(count, "difference")
+        paper = _count(len(book.paper), "order")
         output(
-            f"{book.key:<10} from {book.start:%Y-%m-%d %H:%M}: paper {_orders(len(book.paper))}, "
+            f"{book.key:<10} from {book.start:%Y-%m-%d %H:%M}: paper {paper}, "
             f"backtest {len(book.backtest)}: {verdict}"
         )
         for line in book.differences:
@@ -136,11 +137,11 @@ def report(books: list[BookComparison], output: Callable[[str], None] = print) -
             )
     orders = sum(len(b.paper) for b in books)
     if total:
-        output(f"{total} difference{'s' * (total != 1)}")
+        output(_count(total, "difference"))
     else:
-        output(f"identical ({len(books)} books, {orders} orders)")
+        output(f"identical ({_count(len(books), 'book')}, {_count(orders, 'order')})")
     return total
 
 
-def _orders(count: int) -> str:
-    return f"{count} order{'s' * (count != 1)}"
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
