@@ -64,6 +64,18 @@ def test_with_a_token_configured_every_endpoint_needs_it(api, token, path):
     assert api.get(path).status_code != 401
 
 
+def test_a_token_sent_to_a_server_without_one_says_so(api):
+    api.credentials(HTTP_AUTHORIZATION="Bearer abc")  # the conftest's server has no token
+    response = api.get("/api/strategies/")
+    assert response.status_code == 401
+    assert response.json()["error"] == {
+        "status": 401,
+        "code": "authentication_failed",
+        "message": "this server has no API token (DJANGO_API_TOKEN is not set): send no "
+        "Authorization header, or set the same token on both sides",
+    }
+
+
 def test_the_openapi_schema_describes_every_endpoint(api):
     response = api.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200

@@ -1,7 +1,9 @@
 """Optional API token: with ``DJANGO_API_TOKEN`` set, every request must carry it.
 
 Clients send ``Authorization: Bearer <token>`` (``Token <token>`` is accepted too). Without
-the setting the API is open, which suits a dashboard bound to localhost.
+the setting the API is open, which suits a dashboard bound to localhost; a token sent to it
+then is refused, as the two sides disagree (a client that means to authenticate would
+otherwise post with no protection it knows of).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("malformed Authorization header")
         expected = settings.API_TOKEN
-        if expected is None or not hmac.compare_digest(header[1], expected):
+        if expected is None:  # the client expects a token the server does not have
+            raise exceptions.AuthenticationFailed(
+                "this server has no API token (DJANGO_API_TOKEN is not set): send no "
+                "Authorization header, or set the same token on both sides"
+            )
+        if not hmac.compare_digest(header[1], expected):
             raise exceptions.AuthenticationFailed("invalid API token")
         return TokenUser(), header[1]
 
