@@ -36,7 +36,12 @@ def load_settings(path: str | os.PathLike | None = None) -> dict[str, str]:
     if env_file is not None:
         if not env_file.is_file():
             raise FileNotFoundError(f"{env_file}: settings file not found")
-        values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        try:
+            values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{env_file}: not a text file (UTF-8): byte {exc.start} cannot be read"
+            ) from None
     values.update({k: v for k, v in os.environ.items() if k.isupper()})
     return values
 

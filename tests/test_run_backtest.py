@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -355,6 +360,9 @@ def test_missing_symbol_warns_and_the_rest_run(tmp_path, data_dir):
         (["--size", "10", "--allocation", "0.5"], 2, "not allowed with argument"),
         (["--allocation", "1.5"], 2, "--allocation: '1.5' must be at most 1 (there is no lev"),
         (["--bogus"], 2, "unrecognized arguments: --bogus"),
+        (["--size", "1.5"], 2, "size 1.5: whole shares only, unless fractional shares are all"),
+        (["--trades", "-1"], 2, "argument --trades: '-1' must not be negative"),
+        (["--trades", "x"], 2, "argument --trades: 'x' is not a whole number"),
     ],
 )
 def test_bad_input_gives_one_clear_line(data_dir, args, code, message):
@@ -427,3 +435,60 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
     assert sorted(p.name for p in (cache / "5m").iterdir()) == [
         "AAPL_backtest.json", "MSFT_backtest.json", "SPY_backtest.json",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("contents", "message"),
+    [
+        (
+            b"MACD_FAST=30\nMACD_SLOW=10\n",
+            "MACD fast period (30) must be shorter than slow period (10)",
+        ),
+        (b"\xff\xfeMACD_FAST=30\n", "not a text file (UTF-8): byte 0 cannot be read"),
+    ],
+)
+def test_a_bad_settings_file_is_named_in_its_one_line(data_dir, tmp_path, contents, message):
+    env = tmp_path / "mine.env"
+    env.write_bytes(contents)
+    result = run("--data-dir", str(data_dir), "--timeframe", "1m", "--no-cache", "--env-file",
+                 str(env))  # fmt: skip
+    assert one_line_error(result, 2) == f"run_backtest: error: {env}: {message}"
+
+
+def test_fractional_shares_show_as_such_in_the_blotter(data_dir):
+    result = run("--data-dir", str(data_dir), "--timeframe", "1m", "--no-cache", "--symbols",
+                 "AAPL", "--size", "1.5", "--fractional", "--trades", "1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header, trade = result.stdout.split("AAPL trades (last 1 of ")[1].splitlines()[1:3]
+    shares = header.index("Shares")
+    assert trade[shares - 1 : shares + 6].split() == ["1.50"]
+
+
+def test_ctrl_c_during_a_run_is_one_line_and_leaves_the_cache_as_it_was(data_dir, tmp_path):
+    """Interrupted while it compiles its kernels (an empty numba cache: half a minute, so
+    the signal surely comes mid-run): one line, exit 130, the cache folder as it was, no
+    staging folder left behind."""
+    cache = tmp_path / "cache"
+    (cache / "1m").mkdir(parents=True)
+    (cache / "1m" / "AAPL_backtest.json").write_text("{}")  # an earlier run's file
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quant_trading.backtesting.run_backtest", "--data-dir",
+         str(data_dir), "--timeframe", "1m", "--symbols", "AAPL", "--cache-dir", str(cache)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not list((cache / "1m").glob(".staging-*")):  # the run has begun
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert (process.returncode, out) == (130, "")
+    assert err == "run_backtest: error: interrupted; the cache is as it was\n"
+    assert [p.name for p in (cache / "1m").iterdir()] == ["AAPL_backtest.json"]
+    assert (cache / "1m" / "AAPL_backtest.json").read_text() == "{}"

@@ -80,6 +80,12 @@ class Sizing:
             )
         if self.fixed_shares is not None and not self.fixed_shares > 0:
             raise ValueError(f"size {self.fixed_shares:g}: must be greater than 0")
+        whole = self.fixed_shares is None or float(self.fixed_shares).is_integer()
+        if not (whole or self.fractional):
+            raise ValueError(
+                f"size {self.fixed_shares:g}: whole shares only, unless fractional shares "
+                "are allowed (--fractional)"
+            )
 
 
 @dataclass(frozen=True)

@@ -160,12 +160,17 @@ def _trade_rows(shown: list[RoundTrips]) -> list[str]:
     ]
     return [
         f"{side:<5} {entry} {entry_price:>8.2f} "
-        f"{exit_} {exit_price:>8.2f} {shares:>6,.0f} "
+        f"{exit_} {exit_price:>8.2f} {_shares(shares):>6} "
         f"{fee:>5.2f} {pnl:>10,.2f} {ret:>6.2f} {held:>4} {_SHORT_REASON.get(why, why)}"
         for side, entry, entry_price, exit_, exit_price, shares, fee, pnl, ret, held, why in zip(
             *columns, strict=True
         )
     ]
+
+
+def _shares(shares: float) -> str:
+    """Whole shares as such, fractional ones (--fractional) to the cent of a share."""
+    return f"{shares:,.0f}" if shares == int(shares) else f"{shares:,.2f}"
 
 
 def _minutes(times: pd.DatetimeIndex) -> list[str]:

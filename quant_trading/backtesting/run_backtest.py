@@ -21,6 +21,7 @@ from ..cli import (
     add_run_arguments,
     exit_with,
     fail,
+    non_negative_int,
     positive_int,
     run_config,
     say_if_compiling,
@@ -57,7 +58,7 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument(
         "--trades",
-        type=int,
+        type=non_negative_int,
         default=10,
         metavar="N",
         help="trades shown per symbol, newest last (default: 10; 0 = all)",
@@ -108,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(PROG, str(exc), 1)
     except CacheWriteError as exc:
         return fail(PROG, f"cannot write cache in {args.cache_dir}: {exc}", 1)
+    except KeyboardInterrupt:  # the runner has put the cache back as it was
+        return fail(PROG, "interrupted; the cache is as it was", 130)
     for symbol, why in run.skipped.items():
         log.warning("%s skipped: %s", symbol, why)
     written = run.cache_files

@@ -637,8 +637,9 @@ def run_symbols(
         leave=False,
         disable=not show if show is not None else None,
     )
-    stage = CacheStage(cache_dir, config.timeframe) if cache_dir is not None else None
+    stage = None
     try:
+        stage = CacheStage(cache_dir, config.timeframe) if cache_dir is not None else None
         results: list[SymbolSummary] = []
         skipped: dict[str, str] = {}
         total = _PortfolioSum()

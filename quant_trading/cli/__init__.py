@@ -93,12 +93,15 @@ BROKEN_PIPE = 141
 
 def exit_with(main: Callable[[], int], fast: bool = False) -> NoReturn:
     """End a ``python -m`` run with ``main()``'s exit code. Output cut off by its reader
-    (``| head``) ends the run quietly with :data:`BROKEN_PIPE` instead of a BrokenPipeError
-    traceback. ``fast``: skip the interpreter's teardown (freeing pandas', numba's and the
-    run's objects one by one) once everything is flushed."""
+    (``| head``) ends the run quietly with :data:`BROKEN_PIPE`, and a Ctrl-C that ``main``
+    did not handle (e.g. while printing) with 130, instead of a traceback. ``fast``: skip the
+    interpreter's teardown (freeing pandas', numba's and the run's objects one by one) once
+    everything is flushed."""
     try:
         code = main()
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        code = 130
     except BrokenPipeError:
         # Python ignores SIGPIPE (the TWS socket relies on errors, not the signal), so a
         # closed stdout raises; one from anywhere else is a bug to show.
@@ -199,6 +202,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
 
 
@@ -321,5 +335,6 @@ def run_config(args: argparse.Namespace):
         settings,
         timeframe=args.timeframe,
         symbols=split_symbols(" ".join(args.symbols)) if args.symbols else None,
+        source=args.env_file or "strategy.env",
         strategy_path=args.strategy_path,
     )

@@ -406,6 +406,7 @@ BAD_REQUESTS = [
     ({"size": 0}, "size", "must be greater than 0"),
     ({"size": -10}, "size", "must be greater than 0"),
     ({"allocation": 0.5, "size": 10}, "size", "give allocation or size, not both"),
+    ({"size": 1.5}, "size", "whole shares only, unless fractional is true"),
     ({"params": {"nope": 1}}, "params.nope",
      f"MACD has no parameter 'nope'; its parameters: {MACD_PARAMS}"),
     ({"params": {"fast": 0}}, "params.fast", "must be between 1 and 200"),

@@ -274,6 +274,8 @@ class NewBacktestSerializer(serializers.Serializer):
         if allocation is not None and size is not None:
             message = "give allocation or size, not both"
             errors["allocation"] = errors["size"] = [message]
+        elif size is not None and not attrs["fractional"] and not float(size).is_integer():
+            errors["size"] = ["whole shares only, unless fractional is true"]
         if errors:
             raise serializers.ValidationError(errors)
 
