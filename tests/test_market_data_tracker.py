@@ -612,6 +612,11 @@ def test_a_close_during_the_backfill_is_told_and_the_sessions_rest_comes_from_hi
         "15:55",
     )
     assert_1m_bars_match_source(tracker, "AAPL")  # 12:24 .. 15:59 included, once each
+    # One batch from history, printed in the order the bars ended (the longest first when
+    # they end together), as the live feed prints them.
+    rest = [f for f in tracker.finished if f.bar.time.timestamp() >= at(f"{LAST_SESSION} 12:25")]
+    ends = [(f.bar.time + pd.Timedelta(seconds=f.timeframe.seconds), f.bar.time) for f in rest]
+    assert len(ends) > 200 and ends == sorted(ends)
 
 
 def test_a_feed_silent_for_minutes_is_told_as_closed():

@@ -504,7 +504,9 @@ class MarketDataTracker(IBKRConnection):
                 log.warning("%s %s: history for the gap failed (%s)", symbol, tf, exc)
                 continue
             finished += live.add_history(tf, history, through=through)
-        finished.sort(key=lambda f: (f.bar.time, self.timeframes.index(f.timeframe)))
+        # In the order they finished (bars that end together: the longest first), also when
+        # a gap's bars from history come with live ones.
+        finished.sort(key=lambda f: (f.bar.time.timestamp() + f.timeframe.seconds, f.bar.time))
         self._store(finished)
         for item in finished:
             self._print_bar(item)
