@@ -337,8 +337,8 @@ def test_missing_symbol_warns_and_the_rest_run(tmp_path, data_dir):
     )
     assert result.returncode == 0
     assert result.stderr.strip() == (
-        f"warning: XYZ skipped: {data_dir}: no 1m data for XYZ (looked for XYZ_1m_bars_macd.csv, "
-        "XYZ_1m.csv or a finer file to aggregate)"
+        f"warning: XYZ skipped: {data_dir}: no 1m data for XYZ (looked for "
+        "XYZ_1m_bars_macd.parquet/.csv, XYZ_1m.parquet/.csv or a finer file to aggregate)"
     )
     assert "AAPL trades" in result.stdout
 

@@ -38,7 +38,7 @@ def test_a_run_lists_the_data_folder_once(data_dir, monkeypatch):
     with pytest.raises(MissingDataError) as missing:  # the same reason as a lone lookup gives
         load_symbol(data_dir, "NOPE", "5m")
     assert run.skipped == {"NOPE": str(missing.value)}
-    assert "no 5m data for NOPE (looked for NOPE_5m_bars_macd.csv" in run.skipped["NOPE"]
+    assert "no 5m data for NOPE (looked for NOPE_5m_bars_macd.parquet/.csv" in run.skipped["NOPE"]
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -102,10 +102,10 @@ def symbol_files(
 
 
 def _missing(data_dir: str | Path, symbol: str, tf: Timeframe) -> MissingDataError:
+    stem = f"{symbol.upper()}_{tf.name}"
     return MissingDataError(
-        f"{Path(data_dir)}: no {tf.name} data for {symbol.upper()} "
-        f"(looked for {symbol.upper()}_{tf.name}_bars_macd.csv, {symbol.upper()}_{tf.name}.csv "
-        "or a finer file to aggregate)"
+        f"{Path(data_dir)}: no {tf.name} data for {symbol.upper()} (looked for "
+        f"{stem}_bars_macd.parquet/.csv, {stem}.parquet/.csv or a finer file to aggregate)"
     )
 
 

@@ -81,8 +81,8 @@ def data_files(results: list[SymbolSummary]) -> str:
     the same bar size that it shadows (a download into the data folder changes results)."""
     tf = results[0].config.timeframe.name
     rows = [
-        f"Data: for each symbol the first found of <SYM>_{tf}_bars_macd.csv, <SYM>_{tf}.csv, "
-        "finer files"
+        f"Data: each symbol's first of <SYM>_{tf}_bars_macd.parquet/.csv, "
+        f"<SYM>_{tf}.parquet/.csv, finer files"
     ]
     # Indented, "AAPL:": no line but the summary table's starts with a symbol.
     width = max(len(r.symbol) for r in results) + 1

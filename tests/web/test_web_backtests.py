@@ -386,8 +386,8 @@ BAD_REQUESTS = [
     ({"strategy": "os.path:join"}, "strategy", "unknown strategy 'os.path:join'"),
     ({"strategy": ""}, "strategy", "This field may not be blank."),
     ({"symbols": "AAPL XYZ"}, "symbols",
-     "no 5m data for XYZ (looked for XYZ_5m_bars_macd.csv, XYZ_5m.csv or a finer file to "
-     "aggregate)"),
+     "no 5m data for XYZ (looked for XYZ_5m_bars_macd.parquet/.csv, XYZ_5m.parquet/.csv or a "
+     "finer file to aggregate)"),
     ({"symbols": "A$PL"}, "symbols", "not a ticker symbol: 'A$PL'"),
     ({"symbols": [1, 2]}, "symbols", "a list of ticker symbols or one string of them"),
     ({"symbols": " ".join(f"S{i}" for i in range(51))}, "symbols", "at most 50 symbols"),
