@@ -438,10 +438,8 @@ def _exit_order(
     bars = bars_at(times, exits)
     if (bars < 0).any() or not (times[1:] > times[:-1]).all():
         return None
-    names = sorted(set(symbols))
-    ranks = [names.index(symbol) for symbol in symbols]
     edges = np.cumsum([0] + [len(arrays.exit_ns) for arrays in measured])
-    order = exit_order(bars, edges, np.argsort(ranks, kind="stable"), len(times))
+    order = exit_order(bars, edges, np.argsort(symbols, kind="stable"), len(times))
     return order, bars[order]
 
 
